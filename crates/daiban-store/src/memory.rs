@@ -1,0 +1,447 @@
+//! The in-memory store: all counties' state behind one mutex. It keeps
+//! nothing across restarts and serves one process only.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use daiban_domain::{
+    AgentId, CountyCode, GridCode, Matter, MatterClass, OrderId, OrderState, Period, Rating, WorkOrder, WorkResult,
+    claim_code_for, order_day, order_number, points_tenths,
+};
+
+use crate::{Event, EventKind, MonthTotals, NewOrder, Settlement, Store, StoreError, Submitted, action};
+
+/// Events kept per county; older ones are dropped.
+const EVENT_LOG_LEN: usize = 100_000;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    counties: Mutex<HashMap<CountyCode, County>>,
+}
+
+#[derive(Default)]
+struct County {
+    sequence: u64,
+    daily: HashMap<String, u64>,
+    orders: BTreeMap<u64, WorkOrder>,
+    request_ids: HashMap<String, u64>,
+    /// (deadline in ms, sequence) of pending widenings, escalations and
+    /// settlements.
+    widen: BTreeSet<(i64, u64)>,
+    escalate: BTreeSet<(i64, u64)>,
+    settle: BTreeSet<(i64, u64)>,
+    points: HashMap<AgentId, BTreeMap<String, MonthTotals>>,
+    events: std::collections::VecDeque<Event>,
+}
+
+impl County {
+    fn record(&mut self, order: &OrderId, kind: EventKind, agent: Option<&AgentId>, time: DateTime<Utc>) {
+        if self.events.len() == EVENT_LOG_LEN {
+            self.events.pop_front();
+        }
+        self.events.push_back(Event { order: order.clone(), kind, agent: agent.cloned(), time });
+    }
+
+    fn order_mut(&mut self, id: &OrderId) -> Result<&mut WorkOrder, StoreError> {
+        self.orders.get_mut(&id.sequence()).ok_or_else(|| StoreError::OrderNotFound(id.clone()))
+    }
+
+    fn unschedule(&mut self, order: &WorkOrder) {
+        let seq = order.id.sequence();
+        self.widen.retain(|&(_, s)| s != seq);
+        self.escalate.retain(|&(_, s)| s != seq);
+    }
+
+    fn settle(&mut self, seq: u64, rating: Option<Rating>, now: DateTime<Utc>) -> Option<Settlement> {
+        let order = self.orders.get_mut(&seq)?;
+        let agent = order.agent.clone()?;
+        let class = order.matter_class()?;
+        let points = points_tenths(class, rating);
+        order.state = OrderState::Settled;
+        order.points_tenths = Some(points);
+        order.settle_time = Some(now);
+        let settlement = Settlement {
+            order: order.id.clone(),
+            agent: agent.clone(),
+            class,
+            rating,
+            points_tenths: points,
+            settle_time: now,
+            period: Period::of(now),
+        };
+        self.settle.retain(|&(_, s)| s != seq);
+
+        let months = self.points.entry(agent.clone()).or_default();
+        let totals = months.entry(settlement.period.month.clone()).or_insert_with(|| MonthTotals {
+            month: settlement.period.month.clone(),
+            ..MonthTotals::default()
+        });
+        match class {
+            MatterClass::One => totals.class1_orders += 1,
+            MatterClass::Two => totals.class2_orders += 1,
+        }
+        match rating {
+            Some(r) if r.is_satisfied() => totals.satisfied += 1,
+            Some(Rating::Unsatisfied) => totals.unsatisfied += 1,
+            _ => {}
+        }
+        totals.points_tenths += i64::from(points);
+        let id = settlement.order.clone();
+        self.record(&id, EventKind::Settled, Some(&agent), now);
+        Some(settlement)
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with_county<T>(&self, county: &CountyCode, f: impl FnOnce(&mut County) -> T) -> T {
+        let mut counties = self.counties.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(counties.entry(county.clone()).or_default())
+    }
+}
+
+fn due(set: &BTreeSet<(i64, u64)>, now: DateTime<Utc>, limit: usize) -> Vec<(i64, u64)> {
+    let now = now.timestamp_millis();
+    set.iter().take_while(|&&(at, _)| at <= now).take(limit).copied().collect()
+}
+
+fn conflict(order: &WorkOrder, action: &'static str) -> StoreError {
+    StoreError::StateConflict { order: order.id.clone(), state: order.state, action }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError> {
+        self.with_county(&new.county.clone(), |county| {
+            if let Some(seq) = new.request_id.as_ref().and_then(|r| county.request_ids.get(r)) {
+                return Ok(Submitted::Existing(county.orders[seq].clone()));
+            }
+            county.sequence += 1;
+            let seq = county.sequence;
+            let daily = county.daily.entry(order_day(new.create_time)).or_default();
+            *daily += 1;
+
+            let id = OrderId::new(new.county.clone(), seq);
+            let (state, widen_time) = match new.grid_phase_until {
+                Some(until) => (OrderState::OfferedToGrid, until),
+                None => (OrderState::OfferedToCounty, new.create_time),
+            };
+            let order = WorkOrder {
+                id: id.clone(),
+                number: order_number(new.create_time, *daily),
+                state,
+                request_text: new.request_text,
+                request_id: new.request_id.clone(),
+                matter: new.matter,
+                county: new.county,
+                grid: new.grid,
+                address: new.address,
+                applicant: new.applicant,
+                channel: new.channel,
+                claim_code: claim_code_for(seq),
+                agent: None,
+                create_time: new.create_time,
+                widen_time,
+                widened: state == OrderState::OfferedToCounty,
+                escalated: false,
+                claim_time: None,
+                complete_time: None,
+                result: None,
+                rating: None,
+                rating_comment: String::new(),
+                rate_time: None,
+                points_tenths: None,
+                settle_time: None,
+                cancel_time: None,
+                cancel_reason: String::new(),
+                released_by: Vec::new(),
+            };
+            if state == OrderState::OfferedToGrid {
+                county.widen.insert((widen_time.timestamp_millis(), seq));
+            }
+            county.escalate.insert((new.escalate_at.timestamp_millis(), seq));
+            if let Some(request_id) = new.request_id {
+                county.request_ids.insert(request_id, seq);
+            }
+            county.orders.insert(seq, order.clone());
+            county.record(&id, EventKind::Submitted, None, order.create_time);
+            Ok(Submitted::Created(order))
+        })
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<WorkOrder, StoreError> {
+        self.with_county(id.county(), |county| county.order_mut(id).map(|o| o.clone()))
+    }
+
+    async fn claim(
+        &self,
+        id: &OrderId,
+        agent: &AgentId,
+        agent_grid: &GridCode,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError> {
+        self.with_county(id.county(), |county| {
+            let order = county.order_mut(id)?;
+            match order.state {
+                OrderState::OfferedToGrid | OrderState::OfferedToCounty => {}
+                OrderState::Cancelled => return Err(conflict(order, action::CLAIMED)),
+                _ if order.agent.as_ref() == Some(agent) && order.state == OrderState::Claimed => {
+                    return Ok(order.clone());
+                }
+                _ => return Err(StoreError::AlreadyClaimed { order: id.clone() }),
+            }
+            if order.reserved_for_grid(now) && order.grid.as_ref() != Some(agent_grid) {
+                return Err(StoreError::ReservedForGrid {
+                    order: id.clone(),
+                    grid: order.grid.clone().unwrap_or_else(|| agent_grid.clone()),
+                    until: order.widen_time,
+                });
+            }
+            order.state = OrderState::Claimed;
+            order.agent = Some(agent.clone());
+            order.claim_time = Some(now);
+            let order = order.clone();
+            county.unschedule(&order);
+            county.record(id, EventKind::Claimed, Some(agent), now);
+            Ok(order)
+        })
+    }
+
+    async fn release(
+        &self,
+        id: &OrderId,
+        agent: &AgentId,
+        _reason: &str,
+        now: DateTime<Utc>,
+        escalate_at: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError> {
+        self.with_county(id.county(), |county| {
+            let order = county.order_mut(id)?;
+            if order.state != OrderState::Claimed {
+                return Err(conflict(order, action::RELEASED));
+            }
+            if order.agent.as_ref() != Some(agent) {
+                return Err(StoreError::NotHolder { order: id.clone(), agent: agent.clone() });
+            }
+            order.state = OrderState::OfferedToCounty;
+            order.widened = true;
+            order.agent = None;
+            order.claim_time = None;
+            if !order.released_by.contains(agent) {
+                order.released_by.push(agent.clone());
+            }
+            let order = order.clone();
+            if !order.escalated {
+                county.escalate.insert((escalate_at.timestamp_millis(), id.sequence()));
+            }
+            county.record(id, EventKind::Released, Some(agent), now);
+            Ok(order)
+        })
+    }
+
+    async fn complete(
+        &self,
+        id: &OrderId,
+        agent: &AgentId,
+        result: WorkResult,
+        matter: Option<Matter>,
+        now: DateTime<Utc>,
+        settle_at: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError> {
+        self.with_county(id.county(), |county| {
+            let order = county.order_mut(id)?;
+            if order.state != OrderState::Claimed {
+                return Err(conflict(order, action::COMPLETED));
+            }
+            if order.agent.as_ref() != Some(agent) {
+                return Err(StoreError::NotHolder { order: id.clone(), agent: agent.clone() });
+            }
+            if order.matter.is_none() {
+                order.matter = matter;
+            }
+            if order.matter.is_none() {
+                return Err(StoreError::Corrupt {
+                    order: id.to_string(),
+                    reason: "completed without a matter".into(),
+                });
+            }
+            order.state = OrderState::Completed;
+            order.complete_time = Some(now);
+            order.result = Some(result);
+            let order = order.clone();
+            county.settle.insert((settle_at.timestamp_millis(), id.sequence()));
+            county.record(id, EventKind::Completed, Some(agent), now);
+            Ok(order)
+        })
+    }
+
+    async fn cancel(&self, id: &OrderId, reason: &str, now: DateTime<Utc>) -> Result<WorkOrder, StoreError> {
+        self.with_county(id.county(), |county| {
+            let order = county.order_mut(id)?;
+            if !matches!(
+                order.state,
+                OrderState::OfferedToGrid | OrderState::OfferedToCounty | OrderState::Claimed
+            ) {
+                return Err(conflict(order, action::CANCELLED));
+            }
+            order.state = OrderState::Cancelled;
+            order.cancel_time = Some(now);
+            order.cancel_reason = reason.to_owned();
+            let order = order.clone();
+            county.unschedule(&order);
+            county.record(id, EventKind::Cancelled, None, now);
+            Ok(order)
+        })
+    }
+
+    async fn rate(
+        &self,
+        id: &OrderId,
+        rating: Rating,
+        comment: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(WorkOrder, Settlement), StoreError> {
+        self.with_county(id.county(), |county| {
+            let order = county.order_mut(id)?;
+            if order.rating.is_some() {
+                return Err(StoreError::AlreadyRated { order: id.clone() });
+            }
+            if order.state != OrderState::Completed {
+                return Err(conflict(order, action::RATED));
+            }
+            order.rating = Some(rating);
+            order.rating_comment = comment.to_owned();
+            order.rate_time = Some(now);
+            county.record(id, EventKind::Rated, None, now);
+            let settlement = county.settle(id.sequence(), Some(rating), now).ok_or_else(|| StoreError::Corrupt {
+                order: id.to_string(),
+                reason: "completed without an agent or matter".into(),
+            })?;
+            Ok((county.orders[&id.sequence()].clone(), settlement))
+        })
+    }
+
+    async fn widen_due(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkOrder>, StoreError> {
+        self.with_county(county, |county| {
+            let mut widened = Vec::new();
+            for entry in due(&county.widen, now, limit) {
+                county.widen.remove(&entry);
+                let Some(order) = county.orders.get_mut(&entry.1) else { continue };
+                if order.state != OrderState::OfferedToGrid {
+                    continue;
+                }
+                order.state = OrderState::OfferedToCounty;
+                order.widened = true;
+                let order = order.clone();
+                county.record(&order.id, EventKind::Widened, None, now);
+                widened.push(order);
+            }
+            Ok(widened)
+        })
+    }
+
+    async fn escalate_due(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkOrder>, StoreError> {
+        self.with_county(county, |county| {
+            let mut escalated = Vec::new();
+            for entry in due(&county.escalate, now, limit) {
+                county.escalate.remove(&entry);
+                let Some(order) = county.orders.get_mut(&entry.1) else { continue };
+                if !order.state.is_open() || order.escalated {
+                    continue;
+                }
+                order.escalated = true;
+                let order = order.clone();
+                county.record(&order.id, EventKind::Escalated, None, now);
+                escalated.push(order);
+            }
+            Ok(escalated)
+        })
+    }
+
+    async fn settle_due(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Settlement>, StoreError> {
+        self.with_county(county, |county| {
+            let mut settled = Vec::new();
+            for entry in due(&county.settle, now, limit) {
+                county.settle.remove(&entry);
+                let open = county
+                    .orders
+                    .get(&entry.1)
+                    .is_some_and(|o| o.state == OrderState::Completed && o.rating.is_none());
+                if open {
+                    settled.extend(county.settle(entry.1, None, now));
+                }
+            }
+            Ok(settled)
+        })
+    }
+
+    async fn next_deadline(&self, county: &CountyCode) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.with_county(county, |county| {
+            let first = [&county.widen, &county.escalate, &county.settle]
+                .iter()
+                .filter_map(|set| set.first().map(|&(at, _)| at))
+                .min();
+            Ok(first.and_then(DateTime::from_timestamp_millis))
+        })
+    }
+
+    async fn open_orders(
+        &self,
+        county: &CountyCode,
+        grid: &GridCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkOrder>, StoreError> {
+        self.with_county(county, |county| {
+            Ok(county
+                .orders
+                .values()
+                .filter(|o| o.state.is_open())
+                .filter(|o| !o.reserved_for_grid(now) || o.grid.as_ref() == Some(grid))
+                .take(limit)
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn agent_points(&self, county: &CountyCode, agent: &AgentId) -> Result<Vec<MonthTotals>, StoreError> {
+        self.with_county(county, |county| {
+            Ok(county
+                .points
+                .get(agent)
+                .map(|months| months.values().rev().cloned().collect())
+                .unwrap_or_default())
+        })
+    }
+
+    async fn events(&self, county: &CountyCode, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.with_county(county, |county| {
+            let skip = county.events.len().saturating_sub(limit);
+            Ok(county.events.iter().skip(skip).cloned().collect())
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

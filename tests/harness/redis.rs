@@ -1,0 +1,1 @@
+//! Placeholder: the redis-server launcher is being written.
