@@ -1,0 +1,91 @@
+//! Who is told of an order, and when.
+//!
+//! Each agent gets one offer SMS per order: the grid's agents when the
+//! order is submitted, the rest of the county when it widens, and everyone
+//! but the agents who gave it back when it is released.
+
+use std::sync::Arc;
+
+use daiban_domain::{Agent, AgentId, Directory, OrderState, WorkOrder};
+use tracing::{info, warn};
+
+use crate::notifier::{Notifier, Recipient, Sms};
+use crate::texts;
+
+#[derive(Clone)]
+pub struct Offers {
+    directory: Arc<Directory>,
+    notifier: Arc<dyn Notifier>,
+}
+
+impl Offers {
+    pub fn new(directory: Arc<Directory>, notifier: Arc<dyn Notifier>) -> Self {
+        Self { directory, notifier }
+    }
+
+    /// Offers a new order: to its grid's active agents during the grid
+    /// phase, else to every active agent of the county.
+    pub async fn submitted(&self, order: &WorkOrder) -> usize {
+        if order.state == OrderState::OfferedToGrid {
+            let grid = order.grid.as_ref().expect("an order in its grid phase has a grid");
+            let minutes = (order.widen_time - order.create_time).num_seconds().max(1).saturating_add(59) / 60;
+            let text = texts::grid_offer(order, &self.directory, minutes);
+            let audience: Vec<&Agent> = self.directory.active_agents_in_grid(grid).collect();
+            self.send_all(order, &audience, &text, "offered to grid").await
+        } else {
+            self.offer_county(order, &[], false).await
+        }
+    }
+
+    /// Offers a widened order to the county's active agents who were not
+    /// offered it in its grid phase.
+    pub async fn widened(&self, order: &WorkOrder) -> usize {
+        self.offer_county(order, &order.released_by, true).await
+    }
+
+    /// Offers a released order again to the county's active agents, except
+    /// those who gave it back.
+    pub async fn released(&self, order: &WorkOrder) -> usize {
+        self.offer_county(order, &order.released_by, false).await
+    }
+
+    /// Tells the duty desk that nobody grabbed the order in time.
+    pub async fn escalated(&self, order: &WorkOrder) {
+        let sms = Sms {
+            recipient: Recipient::DutyDesk,
+            order: order.id.clone(),
+            text: texts::escalation(order, &self.directory),
+        };
+        if let Err(err) = self.notifier.send(sms).await {
+            warn!(order.id = %order.id, error = %err, "duty desk notification failed");
+        }
+    }
+
+    async fn offer_county(&self, order: &WorkOrder, excluded: &[AgentId], skip_own_grid: bool) -> usize {
+        let text = texts::county_offer(order, &self.directory);
+        let audience: Vec<&Agent> = self
+            .directory
+            .active_agents_in_county(&order.county)
+            .filter(|agent| !excluded.contains(&agent.id))
+            .filter(|agent| !(skip_own_grid && order.grid.as_ref() == Some(&agent.grid)))
+            .collect();
+        self.send_all(order, &audience, &text, "offered to county").await
+    }
+
+    async fn send_all(&self, order: &WorkOrder, audience: &[&Agent], text: &str, what: &'static str) -> usize {
+        let mut sent = 0;
+        for agent in audience {
+            let sms = Sms {
+                recipient: Recipient::Agent { id: agent.id.clone(), phone: agent.phone.clone() },
+                order: order.id.clone(),
+                text: text.to_owned(),
+            };
+            match self.notifier.send(sms).await {
+                Ok(()) => sent += 1,
+                Err(err) => warn!(order.id = %order.id, agent.id = %agent.id, error = %err, "offer sms failed"),
+            }
+        }
+        info!(order.id = %order.id, agents = audience.len(), sent, text, "{what}");
+        sent
+    }
+}

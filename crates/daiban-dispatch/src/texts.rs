@@ -1,0 +1,139 @@
+//! SMS texts, in Chinese. Each fits one 70-character segment together
+//! with a signature of up to 9 characters, and none says 代办.
+
+use daiban_domain::{Directory, WorkOrder};
+
+/// Characters of the request text kept when the order has no matter yet.
+const REQUEST_EXCERPT: usize = 12;
+
+/// What the order is about: its matter's name, or the start of the
+/// applicant's words for a fuzzy request.
+fn subject(order: &WorkOrder) -> String {
+    match &order.matter {
+        Some(matter) => matter.name.clone(),
+        None => {
+            let mut text: String = order.request_text.chars().take(REQUEST_EXCERPT).collect();
+            if order.request_text.chars().count() > REQUEST_EXCERPT {
+                text.push('…');
+            }
+            text
+        }
+    }
+}
+
+fn place(order: &WorkOrder, directory: &Directory) -> String {
+    order
+        .grid
+        .as_ref()
+        .and_then(|code| directory.grid(code))
+        .map(|grid| {
+            let short = grid.name.strip_suffix("委会").unwrap_or(&grid.name);
+            let short = short.strip_suffix('居').unwrap_or(short);
+            format!("{}{}", grid.township.name, short)
+        })
+        .unwrap_or_else(|| "地址待核实".to_owned())
+}
+
+/// The offer to the agents of the order's own grid.
+pub fn grid_offer(order: &WorkOrder, directory: &Directory, minutes: i64) -> String {
+    format!(
+        "新单{}：{}，{}。本网格{}分钟内优先，回复{}抢单",
+        order.number,
+        subject(order),
+        place(order, directory),
+        minutes,
+        order.claim_code
+    )
+}
+
+/// The offer to every agent of the county.
+pub fn county_offer(order: &WorkOrder, directory: &Directory) -> String {
+    format!(
+        "全县新单{}：{}，{}。回复{}抢单",
+        order.number,
+        subject(order),
+        place(order, directory),
+        order.claim_code
+    )
+}
+
+/// The note to the duty desk about an order nobody grabbed.
+pub fn escalation(order: &WorkOrder, directory: &Directory) -> String {
+    format!(
+        "单号{}超时无人抢单：{}，{}。请值班台跟进",
+        order.number,
+        subject(order),
+        place(order, directory)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use daiban_domain::{Applicant, Channel, CountyCode, GridCode, MatterCode, OrderId, OrderState, PhoneNumber};
+
+    use super::*;
+
+    fn order(directory: &Directory, matter: Option<&str>, text: &str) -> WorkOrder {
+        let time = Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap();
+        WorkOrder {
+            id: OrderId::new(CountyCode::parse("431127").unwrap(), 1),
+            number: "20261123-0001".into(),
+            state: OrderState::OfferedToGrid,
+            request_text: text.into(),
+            request_id: None,
+            matter: matter.map(|m| directory.matter(&MatterCode::parse(m).unwrap()).unwrap().clone()),
+            county: CountyCode::parse("431127").unwrap(),
+            grid: Some(GridCode::parse("431127104226").unwrap()),
+            address: String::new(),
+            applicant: Applicant { name: "张三".into(), phone: PhoneNumber::parse("13812341234").unwrap() },
+            channel: Channel::Wechat,
+            claim_code: "737111".into(),
+            agent: None,
+            create_time: time,
+            widen_time: time,
+            widened: false,
+            escalated: false,
+            claim_time: None,
+            complete_time: None,
+            result: None,
+            rating: None,
+            rating_comment: String::new(),
+            rate_time: None,
+            points_tenths: None,
+            settle_time: None,
+            cancel_time: None,
+            cancel_reason: String::new(),
+            released_by: vec![],
+        }
+    }
+
+    #[test]
+    fn texts_fit_one_segment() {
+        let directory = Directory::lanshan_demo();
+        let longest_matter = directory.matters().max_by_key(|m| m.name.chars().count()).unwrap().code.to_string();
+        let fuzzy = "孩子刚出生，上户口要准备什么，能不能帮我跑一趟";
+        // A signature such as 【蓝山县政务服务】 takes 9 characters of the 70.
+        let budget = 70 - 9;
+        for order in [order(&directory, Some(&longest_matter), "x"), order(&directory, None, fuzzy)] {
+            for text in [
+                grid_offer(&order, &directory, 10),
+                county_offer(&order, &directory),
+                escalation(&order, &directory),
+            ] {
+                assert!(text.chars().count() <= budget, "{} characters: {text}", text.chars().count());
+                assert!(!text.contains("代办"), "{text}");
+                assert!(text.contains("20261123-0001"), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn offer_names_claim_code_and_place() {
+        let directory = Directory::lanshan_demo();
+        let text = grid_offer(&order(&directory, Some("M003"), "x"), &directory, 10);
+        assert!(text.contains("回复737111抢单"), "{text}");
+        assert!(text.contains("所城镇新山田村。"), "{text}");
+        assert!(text.contains("我要开餐馆"), "{text}");
+    }
+}

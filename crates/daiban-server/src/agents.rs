@@ -1,0 +1,163 @@
+//! `AgentService`: agents' phone clients, identified by their tokens.
+
+use chrono::Utc;
+use daiban_domain::{MatterCode, WorkResult};
+use daiban_proto::v1 as pb;
+use daiban_proto::v1::agent_service_server::AgentService;
+use tonic::{Code, Request, Response, Status};
+use tracing::{info, instrument};
+
+use crate::app::{App, order_id, text_field};
+use crate::convert::{self, Viewer};
+use crate::error::{FieldViolations, invalid_field, status, store_status};
+use crate::work_orders::{MAX_REASON, chrono_duration};
+
+const DEFAULT_PAGE_SIZE: i32 = 50;
+const MAX_PAGE_SIZE: i32 = 200;
+const MAX_RESULT_TEXT: usize = 2000;
+const MAX_RESULT_REFERENCE: usize = 200;
+
+pub struct Agents {
+    app: App,
+}
+
+impl Agents {
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+/// Rejects an order of another county than the agent's.
+fn same_county(agent: &daiban_domain::Agent, id: &daiban_domain::OrderId) -> Result<(), Status> {
+    if &agent.grid.county() == id.county() {
+        Ok(())
+    } else {
+        Err(status(
+            Code::PermissionDenied,
+            "OTHER_COUNTY",
+            format!("order {id} belongs to county {}; agent {} serves county {}", id.county(), agent.id, agent.grid.county()),
+            &[("order_id", id.to_string())],
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for Agents {
+    async fn list_open_orders(
+        &self,
+        request: Request<pb::ListOpenOrdersRequest>,
+    ) -> Result<Response<pb::ListOpenOrdersResponse>, Status> {
+        let agent = self.app.calling_agent(&request)?;
+        let page_size = match request.get_ref().page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n @ 1..=MAX_PAGE_SIZE => n,
+            n => return Err(invalid_field("page_size", format!("expected 1 to {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE}), got {n}"))),
+        };
+        let orders = self
+            .app
+            .store
+            .open_orders(&agent.grid.county(), &agent.grid, Utc::now(), page_size as usize)
+            .await
+            .map_err(store_status)?;
+        let work_orders = orders.iter().map(|o| convert::work_order(o, Viewer::Masked)).collect();
+        Ok(Response::new(pb::ListOpenOrdersResponse { work_orders }))
+    }
+
+    #[instrument(skip_all, fields(order.id = %request.get_ref().order_id, agent.id))]
+    async fn claim_work_order(&self, request: Request<pb::ClaimWorkOrderRequest>) -> Result<Response<pb::WorkOrder>, Status> {
+        let agent = self.app.calling_agent(&request)?;
+        tracing::Span::current().record("agent.id", agent.id.as_str());
+        let id = order_id(&request.get_ref().order_id)?;
+        same_county(agent, &id)?;
+        let order = self
+            .app
+            .store
+            .claim(&id, &agent.id, &agent.grid, Utc::now())
+            .await
+            .map_err(store_status)?;
+        let in_grid_phase = order.claim_time.is_some_and(|t| t < order.widen_time);
+        info!(order.id = %order.id, agent.id = %agent.id, in_grid_phase, "order claimed");
+        Ok(Response::new(convert::work_order(&order, Viewer::Full)))
+    }
+
+    #[instrument(skip_all, fields(order.id = %request.get_ref().order_id, agent.id))]
+    async fn release_work_order(
+        &self,
+        request: Request<pb::ReleaseWorkOrderRequest>,
+    ) -> Result<Response<pb::WorkOrder>, Status> {
+        let agent = self.app.calling_agent(&request)?;
+        tracing::Span::current().record("agent.id", agent.id.as_str());
+        let req = request.get_ref();
+        let id = order_id(&req.order_id)?;
+        let mut violations = FieldViolations::new();
+        let reason = text_field(&mut violations, "reason", &req.reason, true, MAX_REASON);
+        violations.into_result()?;
+        same_county(agent, &id)?;
+
+        let now = Utc::now();
+        let escalate_at = now + chrono_duration(self.app.policy.escalate_after);
+        let order = self
+            .app
+            .store
+            .release(&id, &agent.id, &reason, now, escalate_at)
+            .await
+            .map_err(store_status)?;
+        info!(order.id = %order.id, agent.id = %agent.id, "order released");
+        let offers = self.app.offers.clone();
+        let released = order.clone();
+        tokio::spawn(async move {
+            offers.released(&released).await;
+        });
+        Ok(Response::new(convert::work_order(&order, Viewer::Full)))
+    }
+
+    #[instrument(skip_all, fields(order.id = %request.get_ref().order_id, agent.id))]
+    async fn complete_work_order(
+        &self,
+        request: Request<pb::CompleteWorkOrderRequest>,
+    ) -> Result<Response<pb::WorkOrder>, Status> {
+        let agent = self.app.calling_agent(&request)?;
+        tracing::Span::current().record("agent.id", agent.id.as_str());
+        let req = request.get_ref();
+        let id = order_id(&req.order_id)?;
+        same_county(agent, &id)?;
+
+        let mut violations = FieldViolations::new();
+        let text = text_field(&mut violations, "result_text", &req.result_text, true, MAX_RESULT_TEXT);
+        let reference = text_field(&mut violations, "result_reference", &req.result_reference, false, MAX_RESULT_REFERENCE);
+        let current = self.app.store.order(&id).await.map_err(store_status)?;
+        let matter = if req.matter_code.trim().is_empty() {
+            if current.matter.is_none() {
+                violations.add("matter_code", "required: this order came from a fuzzy request, so give the catalogue matter it turned out to be");
+            }
+            None
+        } else {
+            violations.check("matter_code", MatterCode::parse(&req.matter_code)).and_then(|code| {
+                match (self.app.directory.matter(&code), &current.matter) {
+                    (None, _) => {
+                        violations.add("matter_code", format!("unknown matter {code}; ListMatters returns the catalogue"));
+                        None
+                    }
+                    (Some(_), Some(existing)) if existing.code != code => {
+                        violations.add("matter_code", format!("the order's matter is {}; leave matter_code empty", existing.code));
+                        None
+                    }
+                    (Some(matter), _) => Some(matter.clone()),
+                }
+            })
+        };
+        violations.into_result()?;
+
+        let now = Utc::now();
+        let settle_at = now + chrono_duration(self.app.policy.rating_window);
+        let result = WorkResult { text, reference };
+        let order = self
+            .app
+            .store
+            .complete(&id, &agent.id, result, matter, now, settle_at)
+            .await
+            .map_err(store_status)?;
+        info!(order.id = %order.id, agent.id = %agent.id, "order completed");
+        Ok(Response::new(convert::work_order(&order, Viewer::Full)))
+    }
+}

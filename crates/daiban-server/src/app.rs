@@ -1,0 +1,71 @@
+//! The state every service shares.
+
+use std::sync::Arc;
+
+use daiban_dispatch::{Offers, Policy};
+use daiban_domain::{Agent, Directory, OrderId};
+use daiban_points::Points;
+use daiban_store::Store;
+use tonic::{Code, Request, Status};
+
+use crate::auth::Auth;
+use crate::error::{invalid_field, status};
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub directory: Arc<Directory>,
+    pub auth: Auth,
+    pub offers: Offers,
+    pub points: Arc<Points>,
+    pub policy: Policy,
+}
+
+impl App {
+    /// The active agent who makes the call, from its bearer token.
+    pub fn calling_agent<T>(&self, request: &Request<T>) -> Result<&Agent, Status> {
+        let id = self.auth.agent(request)?;
+        let agent = self
+            .directory
+            .agent(&id)
+            .ok_or_else(|| Status::unauthenticated(format!("agent token names agent {id}, which the directory does not list")))?;
+        if !agent.active {
+            return Err(status(
+                Code::PermissionDenied,
+                "AGENT_INACTIVE",
+                format!("agent {id} is inactive and cannot take orders"),
+                &[("agent_id", id.to_string())],
+            ));
+        }
+        Ok(agent)
+    }
+}
+
+/// Parses the `order_id` field of a request.
+pub fn order_id(text: &str) -> Result<OrderId, Status> {
+    if text.trim().is_empty() {
+        return Err(invalid_field("order_id", "required: the order_id of a work order, such as 431127-00000042"));
+    }
+    OrderId::parse(text).map_err(|err| invalid_field("order_id", err.0))
+}
+
+/// Checks a free-text field: trimmed, at most `max` characters, and not
+/// empty when `required`.
+pub fn text_field(
+    violations: &mut crate::error::FieldViolations,
+    field: &str,
+    text: &str,
+    required: bool,
+    max: usize,
+) -> String {
+    let text = text.trim();
+    let len = text.chars().count();
+    if required && len == 0 {
+        violations.add(field, format!("required: 1 to {max} characters"));
+    } else if len > max {
+        violations.add(field, format!("too long: {len} characters, at most {max}"));
+    } else if text.chars().any(|c| c.is_control() && c != '\n') {
+        violations.add(field, "contains control characters");
+    }
+    text.to_owned()
+}

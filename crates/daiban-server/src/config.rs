@@ -1,0 +1,287 @@
+//! Settings from environment variables, each checked and reported by name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use daiban_dispatch::Policy;
+use daiban_domain::{BonusRate, yuan_per_point_to_fen};
+
+use crate::auth::{Scope, parse_api_keys};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// Where the directory comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectorySource {
+    /// The Lanshan demo built into the binary.
+    Bundled,
+    /// A folder with `grids.csv`, `agents.csv` and `matters.csv`.
+    Folder(PathBuf),
+}
+
+/// The credentials the service accepts.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// No secret configured: a fixed development secret signs agent tokens,
+    /// API keys are not checked, and only loopback addresses are allowed.
+    Development,
+    Production {
+        token_secret: String,
+        api_keys: Vec<(Scope, String)>,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Development => f.write_str("Development"),
+            Self::Production { api_keys, .. } => write!(f, "Production({} api keys)", api_keys.len()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub redis_url: Option<String>,
+    pub policy: Policy,
+    pub directory: DirectorySource,
+    pub credentials: Credentials,
+    pub bonus_rate: BonusRate,
+    /// Which settings were left at their defaults, for the start-up log.
+    pub defaults: Vec<&'static str>,
+}
+
+/// Every invalid setting, one line each, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, which returns a variable's
+    /// value. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut errors = Vec::new();
+        let mut defaults = Vec::new();
+
+        let listen = match get("DAIBAN_LISTEN") {
+            Some(text) => text.trim().parse().unwrap_or_else(|_| {
+                errors.push(format!(
+                    "DAIBAN_LISTEN: expected an address and port such as 127.0.0.1:50051, got {text:?}"
+                ));
+                default_listen()
+            }),
+            None => {
+                defaults.push("DAIBAN_LISTEN");
+                default_listen()
+            }
+        };
+
+        let redis_url = get("DAIBAN_REDIS_URL").map(|url| url.trim().to_owned());
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+                errors.push("DAIBAN_REDIS_URL: expected a URL starting with redis://, rediss:// or unix://".into());
+            }
+        } else {
+            defaults.push("DAIBAN_REDIS_URL");
+        }
+
+        let defaults_policy = Policy::default();
+        let mut duration = |name: &'static str, default: Duration| match get(name) {
+            Some(text) => parse_duration(&text).unwrap_or_else(|reason| {
+                errors.push(format!("{name}: {reason}"));
+                default
+            }),
+            None => default,
+        };
+        let policy = Policy {
+            widen_after: duration("DAIBAN_WIDEN_AFTER", defaults_policy.widen_after),
+            escalate_after: duration("DAIBAN_ESCALATE_AFTER", defaults_policy.escalate_after),
+            rating_window: duration("DAIBAN_RATING_WINDOW", defaults_policy.rating_window),
+        };
+
+        let directory = match get("DAIBAN_DIRECTORY") {
+            Some(path) => DirectorySource::Folder(PathBuf::from(path.trim())),
+            None => {
+                defaults.push("DAIBAN_DIRECTORY");
+                DirectorySource::Bundled
+            }
+        };
+
+        let token_secret = get("DAIBAN_TOKEN_SECRET");
+        let api_keys = match get("DAIBAN_API_KEYS").map(|text| parse_api_keys(&text)) {
+            Some(Ok(keys)) => Some(keys),
+            Some(Err(reason)) => {
+                errors.push(format!("DAIBAN_API_KEYS: {reason}"));
+                None
+            }
+            None => None,
+        };
+        let credentials = match (token_secret, api_keys) {
+            (None, None) if lookup("DAIBAN_API_KEYS").is_none_or(|v| v.trim().is_empty()) => {
+                defaults.push("DAIBAN_TOKEN_SECRET");
+                Credentials::Development
+            }
+            (Some(secret), Some(api_keys)) => {
+                if secret.len() < 32 {
+                    errors.push("DAIBAN_TOKEN_SECRET: expected at least 32 characters".into());
+                }
+                Credentials::Production { token_secret: secret, api_keys }
+            }
+            (Some(_), None) => {
+                errors.push("DAIBAN_API_KEYS: required when DAIBAN_TOKEN_SECRET is set; give scope=key pairs such as app=...,sms=...".into());
+                Credentials::Development
+            }
+            (None, _) => {
+                errors.push("DAIBAN_TOKEN_SECRET: required when DAIBAN_API_KEYS is set; give a random string of at least 32 characters".into());
+                Credentials::Development
+            }
+        };
+        if credentials == Credentials::Development && !listen.ip().is_loopback() {
+            errors.push(format!(
+                "DAIBAN_LISTEN: {listen} is not a loopback address; without DAIBAN_TOKEN_SECRET and DAIBAN_API_KEYS the service runs in development mode and listens on loopback only"
+            ));
+        }
+
+        if let Some(url) = get("DAIBAN_SMS_GATEWAY_URL") {
+            // TODO: no outbound SMS gateway exists yet, so a configured one
+            // is rejected rather than silently replaced by logging.
+            let _ = url;
+            errors.push("DAIBAN_SMS_GATEWAY_URL: this version cannot send SMS yet; unset it to log SMS instead".into());
+        }
+
+        let bonus_rate = match get("DAIBAN_YUAN_PER_POINT") {
+            Some(text) => match yuan_per_point_to_fen(&text) {
+                Ok(fen) => BonusRate::from_fen_per_point(fen),
+                Err(reason) => {
+                    errors.push(format!("DAIBAN_YUAN_PER_POINT: {reason}"));
+                    BonusRate::default()
+                }
+            },
+            None => BonusRate::default(),
+        };
+
+        if errors.is_empty() {
+            Ok(Self { listen, redis_url, policy, directory, credentials, bonus_rate, defaults })
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("the default listen address is valid")
+}
+
+/// Parses a duration such as `10m`, `7d`, `1h 30m` or `500ms`. Bare numbers
+/// are rejected, because nothing says whether they mean seconds or
+/// minutes.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("expected a duration with a unit such as 10m, 7d or 500ms, got {text:?}"));
+    }
+    let duration = humantime::parse_duration(text)
+        .map_err(|err| format!("expected a duration such as 10m, 7d or 500ms, got {text:?} ({err})"))?;
+    if duration.is_zero() {
+        return Err(format!("expected a duration above zero, got {text:?}"));
+    }
+    if duration > Duration::from_secs(366 * 24 * 3600) {
+        return Err(format!("expected a duration of at most a year, got {text:?}"));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn no_variables_give_development_defaults() {
+        let settings = settings(&[]).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(settings.redis_url, None);
+        assert_eq!(settings.credentials, Credentials::Development);
+        assert_eq!(settings.directory, DirectorySource::Bundled);
+        assert_eq!(settings.policy, Policy::default());
+        assert_eq!(settings.bonus_rate, BonusRate::default());
+    }
+
+    #[test]
+    fn durations_accept_units_and_milliseconds() {
+        let settings = settings(&[
+            ("DAIBAN_WIDEN_AFTER", "250ms"),
+            ("DAIBAN_ESCALATE_AFTER", "1h 30m"),
+            ("DAIBAN_RATING_WINDOW", "7d"),
+        ])
+        .unwrap();
+        assert_eq!(settings.policy.widen_after, Duration::from_millis(250));
+        assert_eq!(settings.policy.escalate_after, Duration::from_secs(5400));
+        assert_eq!(settings.policy.rating_window, Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let err = settings(&[
+            ("DAIBAN_LISTEN", "nowhere"),
+            ("DAIBAN_WIDEN_AFTER", "10"),
+            ("DAIBAN_ESCALATE_AFTER", "soon"),
+            ("DAIBAN_RATING_WINDOW", "0s"),
+            ("DAIBAN_REDIS_URL", "localhost:6379"),
+            ("DAIBAN_YUAN_PER_POINT", "ten"),
+        ])
+        .unwrap_err();
+        for name in [
+            "DAIBAN_LISTEN",
+            "DAIBAN_WIDEN_AFTER",
+            "DAIBAN_ESCALATE_AFTER",
+            "DAIBAN_RATING_WINDOW",
+            "DAIBAN_REDIS_URL",
+            "DAIBAN_YUAN_PER_POINT",
+        ] {
+            assert!(err.0.iter().any(|line| line.starts_with(name)), "{name} missing from {err}");
+        }
+    }
+
+    #[test]
+    fn development_mode_stays_on_loopback() {
+        let err = settings(&[("DAIBAN_LISTEN", "0.0.0.0:50051")]).unwrap_err();
+        assert!(err.0[0].contains("loopback"), "{err}");
+        assert!(settings(&[("DAIBAN_LISTEN", "[::1]:50051")]).is_ok());
+    }
+
+    #[test]
+    fn production_needs_both_secrets() {
+        let secret = "s".repeat(32);
+        let keys = "app=0123456789abcdef,export=fedcba9876543210";
+        let err = settings(&[("DAIBAN_TOKEN_SECRET", &secret)]).unwrap_err();
+        assert!(err.0[0].starts_with("DAIBAN_API_KEYS"), "{err}");
+        let err = settings(&[("DAIBAN_API_KEYS", keys)]).unwrap_err();
+        assert!(err.0[0].starts_with("DAIBAN_TOKEN_SECRET"), "{err}");
+        let err = settings(&[("DAIBAN_API_KEYS", keys), ("DAIBAN_TOKEN_SECRET", "short")]).unwrap_err();
+        assert!(err.0[0].contains("32 characters"), "{err}");
+
+        let ok = settings(&[("DAIBAN_API_KEYS", keys), ("DAIBAN_TOKEN_SECRET", &secret), ("DAIBAN_LISTEN", "0.0.0.0:1")]);
+        assert!(matches!(ok.unwrap().credentials, Credentials::Production { .. }));
+    }
+
+    #[test]
+    fn sms_gateway_is_rejected_until_supported() {
+        let err = settings(&[("DAIBAN_SMS_GATEWAY_URL", "http://127.0.0.1:9/send")]).unwrap_err();
+        assert!(err.0[0].starts_with("DAIBAN_SMS_GATEWAY_URL"), "{err}");
+    }
+}

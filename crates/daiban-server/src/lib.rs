@@ -1,0 +1,210 @@
+//! daiban's gRPC server: the services, their credentials and settings, and
+//! the start-up that wires them to a store and the dispatcher.
+//!
+//! **Every failure becomes a `tonic::Status` in `error`**, and no raw
+//! request string passes a service's validation into the store.
+
+mod agents;
+mod app;
+pub mod auth;
+pub mod config;
+mod convert;
+mod directory;
+mod error;
+mod points;
+mod work_orders;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use daiban_dispatch::{Dispatcher, LogNotifier, Offers};
+use daiban_domain::Directory;
+use daiban_points::Points;
+use daiban_proto::v1::agent_service_server::AgentServiceServer;
+use daiban_proto::v1::directory_service_server::DirectoryServiceServer;
+use daiban_proto::v1::points_service_server::PointsServiceServer;
+use daiban_proto::v1::work_order_service_server::WorkOrderServiceServer;
+use daiban_store::{MemoryStore, RedisStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use crate::auth::{Auth, Scope};
+pub use crate::config::{Credentials, DirectorySource, Settings};
+
+/// Largest request message accepted, in bytes. The longest valid request
+/// is a few kilobytes.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("failed to read the directory in {path}: {reason}")]
+    Directory { path: String, reason: String },
+    #[error("failed to connect to Redis: {0}")]
+    Redis(String),
+    #[error("failed to listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to build gRPC reflection: {0}")]
+    Reflection(String),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Loads the directory from its source.
+pub fn load_directory(source: &DirectorySource) -> Result<Directory, ServeError> {
+    match source {
+        DirectorySource::Bundled => Ok(Directory::lanshan_demo()),
+        DirectorySource::Folder(folder) => {
+            let read = |name: &str| {
+                let path = folder.join(name);
+                std::fs::read_to_string(&path).map_err(|err| ServeError::Directory {
+                    path: path.display().to_string(),
+                    reason: err.to_string(),
+                })
+            };
+            let (grids, agents, matters) = (read("grids.csv")?, read("agents.csv")?, read("matters.csv")?);
+            Directory::from_csv(&grids, &agents, &matters).map_err(|err| ServeError::Directory {
+                path: folder.display().to_string(),
+                reason: err.to_string(),
+            })
+        }
+    }
+}
+
+/// A service bound to its address, ready to run.
+pub struct Service {
+    app: app::App,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    counties: Vec<daiban_domain::CountyCode>,
+}
+
+impl Service {
+    /// Loads the directory, connects the store and binds the listener,
+    /// logging each setting left at its default.
+    pub async fn bind(settings: &Settings) -> Result<Self, ServeError> {
+        let defaulted = |name: &str| settings.defaults.contains(&name);
+
+        let directory = load_directory(&settings.directory)?;
+        let counties: Vec<_> = directory.counties().into_iter().collect();
+        match &settings.directory {
+            DirectorySource::Bundled => info!(
+                grids = directory.grids().count(),
+                agents = directory.agents().count(),
+                "directory: the bundled Lanshan County demo (DAIBAN_DIRECTORY unset)"
+            ),
+            DirectorySource::Folder(path) => info!(
+                path = %path.display(),
+                grids = directory.grids().count(),
+                agents = directory.agents().count(),
+                "directory loaded"
+            ),
+        }
+
+        let store: Arc<dyn Store> = match &settings.redis_url {
+            None => {
+                info!("state: in memory, lost at exit (DAIBAN_REDIS_URL unset)");
+                Arc::new(MemoryStore::new())
+            }
+            Some(url) => {
+                let store = RedisStore::connect(url).await.map_err(|err| ServeError::Redis(err.to_string()))?;
+                info!("state: Redis");
+                Arc::new(store)
+            }
+        };
+
+        info!("sms: logged, not sent (DAIBAN_SMS_GATEWAY_URL unset)");
+        let auth = Auth::new(&settings.credentials);
+        if auth.is_development() {
+            warn!("development mode: no DAIBAN_TOKEN_SECRET or DAIBAN_API_KEYS, so API keys are not checked, agent tokens use a public secret, and only loopback addresses are allowed");
+        }
+        let policy = settings.policy;
+        info!(
+            widen_after = %humantime::format_duration(policy.widen_after),
+            escalate_after = %humantime::format_duration(policy.escalate_after),
+            rating_window = %humantime::format_duration(policy.rating_window),
+            "timing"
+        );
+
+        let directory = Arc::new(directory);
+        let offers = Offers::new(directory.clone(), Arc::new(LogNotifier));
+        let points = Arc::new(Points::new(store.clone(), settings.bonus_rate));
+        let app = app::App { store, directory, auth, offers, points, policy };
+
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| ServeError::Listen { addr: settings.listen, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::Listen { addr: settings.listen, source })?;
+        if defaulted("DAIBAN_LISTEN") {
+            info!(addr = %local_addr, "listening on the default address (DAIBAN_LISTEN unset)");
+        } else {
+            info!(addr = %local_addr, "listening");
+        }
+        Ok(Self { app, listener, local_addr, counties })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting calls, lets
+    /// the calls in flight finish and stops the dispatcher.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let dispatcher = Dispatcher::new(
+            self.app.store.clone(),
+            self.app.offers.clone(),
+            self.app.points.clone(),
+            self.counties.clone(),
+        );
+        let dispatcher = tokio::spawn(dispatcher.run(stop_rx));
+
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(daiban_proto::v1::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|err| ServeError::Reflection(err.to_string()))?;
+
+        let app = self.app;
+        let incoming = tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let served = tonic::transport::Server::builder()
+            .add_service(reflection)
+            .add_service(
+                WorkOrderServiceServer::new(work_orders::WorkOrders::new(app.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                AgentServiceServer::new(agents::Agents::new(app.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                PointsServiceServer::new(points::PointsApi::new(app.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                DirectoryServiceServer::new(directory::DirectoryApi::new(app.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .serve_with_incoming_shutdown(incoming, async {
+                shutdown.await;
+                info!("shutting down: no new calls accepted");
+            })
+            .await;
+
+        let _ = stop_tx.send(true);
+        let _ = dispatcher.await;
+        info!("stopped");
+        served.map_err(ServeError::from)
+    }
+}
+
+/// Whether `path` looks like a directory folder: it has the three files.
+pub fn is_directory_folder(path: &Path) -> bool {
+    ["grids.csv", "agents.csv", "matters.csv"].iter().all(|f| path.join(f).is_file())
+}

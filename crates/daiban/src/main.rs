@@ -1,0 +1,119 @@
+//! The `daiban` command: `serve` runs the service; `token` and `replay` are
+//! tools around it.
+
+mod client;
+mod replay;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use daiban_domain::AgentId;
+use daiban_server::{Auth, Service, Settings, load_directory};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "daiban", version, about = "Grab-order dispatch for a county's \"we handle it for you\" service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service. Settings come from DAIBAN_* environment variables.
+    Serve,
+    /// Mint credentials.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Play a requests file against a running service, with simulated
+    /// agents who grab, complete and rate orders.
+    Replay(replay::ReplayArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a bearer token for an agent, signed with DAIBAN_TOKEN_SECRET
+    /// (or the development secret when it is unset).
+    Agent(AgentTokenArgs),
+}
+
+#[derive(Args)]
+struct AgentTokenArgs {
+    /// The agent's id, as in the directory, such as A0001.
+    agent_id: String,
+    /// How long the token stays valid, such as 12h or 30d.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => {
+            init_logging();
+            let runtime = tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
+            runtime.block_on(serve())
+        }
+        Command::Token(TokenCommand::Agent(args)) => print_agent_token(&args),
+        Command::Replay(args) => {
+            init_logging();
+            let runtime = tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
+            runtime.block_on(replay::run(args))
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn serve() -> Result<()> {
+    let settings = Settings::from_env()?;
+    let service = Service::bind(&settings).await?;
+    service.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; stop with Ctrl-C");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn print_agent_token(args: &AgentTokenArgs) -> Result<()> {
+    let settings = Settings::from_env()?;
+    let agent_id = AgentId::parse(&args.agent_id).map_err(|err| anyhow::anyhow!("agent id: {err}"))?;
+    let directory = load_directory(&settings.directory)?;
+    let Some(agent) = directory.agent(&agent_id) else {
+        bail!("agent {agent_id} is not in the directory; `daiban serve` would reject its token");
+    };
+    if !agent.active {
+        eprintln!("warning: agent {agent_id} is inactive; the service rejects its calls");
+    }
+    let auth = Auth::new(&settings.credentials);
+    if auth.is_development() {
+        eprintln!("note: DAIBAN_TOKEN_SECRET is unset, so this token is signed with the development secret");
+    }
+    println!("{}", auth.mint(&agent_id, args.ttl));
+    Ok(())
+}
