@@ -53,8 +53,18 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, offers: Offers, points: Arc<Points>, counties: Vec<CountyCode>) -> Self {
-        Self { store, offers, points, counties }
+    pub fn new(
+        store: Arc<dyn Store>,
+        offers: Offers,
+        points: Arc<Points>,
+        counties: Vec<CountyCode>,
+    ) -> Self {
+        Self {
+            store,
+            offers,
+            points,
+            counties,
+        }
     }
 
     /// Runs rounds until `shutdown` turns true.

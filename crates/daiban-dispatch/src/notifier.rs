@@ -7,7 +7,10 @@ use tracing::debug;
 /// Who an SMS is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipient {
-    Agent { id: AgentId, phone: PhoneNumber },
+    Agent {
+        id: AgentId,
+        phone: PhoneNumber,
+    },
     /// The bureau's duty desk, which takes escalated orders.
     DutyDesk,
 }

@@ -20,18 +20,29 @@ pub struct Offers {
 
 impl Offers {
     pub fn new(directory: Arc<Directory>, notifier: Arc<dyn Notifier>) -> Self {
-        Self { directory, notifier }
+        Self {
+            directory,
+            notifier,
+        }
     }
 
     /// Offers a new order: to its grid's active agents during the grid
     /// phase, else to every active agent of the county.
     pub async fn submitted(&self, order: &WorkOrder) -> usize {
         if order.state == OrderState::OfferedToGrid {
-            let grid = order.grid.as_ref().expect("an order in its grid phase has a grid");
-            let minutes = (order.widen_time - order.create_time).num_seconds().max(1).saturating_add(59) / 60;
+            let grid = order
+                .grid
+                .as_ref()
+                .expect("an order in its grid phase has a grid");
+            let minutes = (order.widen_time - order.create_time)
+                .num_seconds()
+                .max(1)
+                .saturating_add(59)
+                / 60;
             let text = texts::grid_offer(order, &self.directory, minutes);
             let audience: Vec<&Agent> = self.directory.active_agents_in_grid(grid).collect();
-            self.send_all(order, &audience, &text, "offered to grid").await
+            self.send_all(order, &audience, &text, "offered to grid")
+                .await
         } else {
             self.offer_county(order, &[], false).await
         }
@@ -61,7 +72,12 @@ impl Offers {
         }
     }
 
-    async fn offer_county(&self, order: &WorkOrder, excluded: &[AgentId], skip_own_grid: bool) -> usize {
+    async fn offer_county(
+        &self,
+        order: &WorkOrder,
+        excluded: &[AgentId],
+        skip_own_grid: bool,
+    ) -> usize {
         let text = texts::county_offer(order, &self.directory);
         let audience: Vec<&Agent> = self
             .directory
@@ -69,20 +85,32 @@ impl Offers {
             .filter(|agent| !excluded.contains(&agent.id))
             .filter(|agent| !(skip_own_grid && order.grid.as_ref() == Some(&agent.grid)))
             .collect();
-        self.send_all(order, &audience, &text, "offered to county").await
+        self.send_all(order, &audience, &text, "offered to county")
+            .await
     }
 
-    async fn send_all(&self, order: &WorkOrder, audience: &[&Agent], text: &str, what: &'static str) -> usize {
+    async fn send_all(
+        &self,
+        order: &WorkOrder,
+        audience: &[&Agent],
+        text: &str,
+        what: &'static str,
+    ) -> usize {
         let mut sent = 0;
         for agent in audience {
             let sms = Sms {
-                recipient: Recipient::Agent { id: agent.id.clone(), phone: agent.phone.clone() },
+                recipient: Recipient::Agent {
+                    id: agent.id.clone(),
+                    phone: agent.phone.clone(),
+                },
                 order: order.id.clone(),
                 text: text.to_owned(),
             };
             match self.notifier.send(sms).await {
                 Ok(()) => sent += 1,
-                Err(err) => warn!(order.id = %order.id, agent.id = %agent.id, error = %err, "offer sms failed"),
+                Err(err) => {
+                    warn!(order.id = %order.id, agent.id = %agent.id, error = %err, "offer sms failed")
+                }
             }
         }
         info!(order.id = %order.id, agents = audience.len(), sent, text, "{what}");

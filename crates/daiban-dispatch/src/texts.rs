@@ -70,7 +70,9 @@ pub fn escalation(order: &WorkOrder, directory: &Directory) -> String {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use daiban_domain::{Applicant, Channel, CountyCode, GridCode, MatterCode, OrderId, OrderState, PhoneNumber};
+    use daiban_domain::{
+        Applicant, Channel, CountyCode, GridCode, MatterCode, OrderId, OrderState, PhoneNumber,
+    };
 
     use super::*;
 
@@ -82,11 +84,19 @@ mod tests {
             state: OrderState::OfferedToGrid,
             request_text: text.into(),
             request_id: None,
-            matter: matter.map(|m| directory.matter(&MatterCode::parse(m).unwrap()).unwrap().clone()),
+            matter: matter.map(|m| {
+                directory
+                    .matter(&MatterCode::parse(m).unwrap())
+                    .unwrap()
+                    .clone()
+            }),
             county: CountyCode::parse("431127").unwrap(),
             grid: Some(GridCode::parse("431127104226").unwrap()),
             address: String::new(),
-            applicant: Applicant { name: "张三".into(), phone: PhoneNumber::parse("13812341234").unwrap() },
+            applicant: Applicant {
+                name: "张三".into(),
+                phone: PhoneNumber::parse("13812341234").unwrap(),
+            },
             channel: Channel::Wechat,
             claim_code: "737111".into(),
             agent: None,
@@ -111,17 +121,29 @@ mod tests {
     #[test]
     fn texts_fit_one_segment() {
         let directory = Directory::lanshan_demo();
-        let longest_matter = directory.matters().max_by_key(|m| m.name.chars().count()).unwrap().code.to_string();
+        let longest_matter = directory
+            .matters()
+            .max_by_key(|m| m.name.chars().count())
+            .unwrap()
+            .code
+            .to_string();
         let fuzzy = "孩子刚出生，上户口要准备什么，能不能帮我跑一趟";
         // A signature such as 【蓝山县政务服务】 takes 9 characters of the 70.
         let budget = 70 - 9;
-        for order in [order(&directory, Some(&longest_matter), "x"), order(&directory, None, fuzzy)] {
+        for order in [
+            order(&directory, Some(&longest_matter), "x"),
+            order(&directory, None, fuzzy),
+        ] {
             for text in [
                 grid_offer(&order, &directory, 10),
                 county_offer(&order, &directory),
                 escalation(&order, &directory),
             ] {
-                assert!(text.chars().count() <= budget, "{} characters: {text}", text.chars().count());
+                assert!(
+                    text.chars().count() <= budget,
+                    "{} characters: {text}",
+                    text.chars().count()
+                );
                 assert!(!text.contains("代办"), "{text}");
                 assert!(text.contains("20261123-0001"), "{text}");
             }

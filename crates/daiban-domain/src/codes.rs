@@ -16,7 +16,9 @@ fn digits(text: &str, len: usize, what: &str) -> Result<String, CodeError> {
     if text.len() == len && text.bytes().all(|b| b.is_ascii_digit()) {
         Ok(text.to_owned())
     } else {
-        Err(CodeError(format!("expected a {len}-digit {what}, got {text:?}")))
+        Err(CodeError(format!(
+            "expected a {len}-digit {what}, got {text:?}"
+        )))
     }
 }
 
@@ -201,7 +203,10 @@ impl OrderId {
         };
         let (county, sequence) = text.trim().split_once('-').ok_or_else(invalid)?;
         let county = CountyCode::parse(county).map_err(|_| invalid())?;
-        if sequence.is_empty() || sequence.len() > 19 || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+        if sequence.is_empty()
+            || sequence.len() > 19
+            || !sequence.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(invalid());
         }
         let sequence = sequence.parse().map_err(|_| invalid())?;
@@ -229,7 +234,13 @@ mod tests {
 
     #[test]
     fn phone_accepts_country_prefixes() {
-        for text in ["13812341234", "8613812341234", "+8613812341234", "008613812341234", "138 1234-1234"] {
+        for text in [
+            "13812341234",
+            "8613812341234",
+            "+8613812341234",
+            "008613812341234",
+            "138 1234-1234",
+        ] {
             let phone = PhoneNumber::parse(text).expect(text);
             assert_eq!(phone.as_str(), "13812341234", "{text}");
         }
@@ -237,7 +248,15 @@ mod tests {
 
     #[test]
     fn phone_rejects_non_mobile_numbers() {
-        for text in ["", "1381234123", "138123412345", "12812341234", "07468881234", "1381234123x", "+1 4155550100"] {
+        for text in [
+            "",
+            "1381234123",
+            "138123412345",
+            "12812341234",
+            "07468881234",
+            "1381234123x",
+            "+1 4155550100",
+        ] {
             assert!(PhoneNumber::parse(text).is_err(), "{text} was accepted");
         }
     }
@@ -270,7 +289,15 @@ mod tests {
         assert_eq!(id.to_string(), "431127-00000042");
         assert_eq!(OrderId::parse("431127-00000042").unwrap(), id);
         assert_eq!(OrderId::parse("431127-42").unwrap(), id);
-        for bad in ["", "431127", "43112-1", "431127-", "431127-x", "431127--1", "431127-99999999999999999999"] {
+        for bad in [
+            "",
+            "431127",
+            "43112-1",
+            "431127-",
+            "431127-x",
+            "431127--1",
+            "431127-99999999999999999999",
+        ] {
             assert!(OrderId::parse(bad).is_err(), "{bad} was accepted");
         }
     }

@@ -183,17 +183,25 @@ impl Directory {
             directory.add_matter(line, row)?;
         }
         for places in directory.places.values_mut() {
-            places.grid_keys.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+            places
+                .grid_keys
+                .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         }
         Ok(directory)
     }
 
     fn add_grid(&mut self, line: u64, row: GridRow) -> Result<(), DirectoryError> {
-        let err = |message: String| DirectoryError::Row { file: GRIDS_FILE, line, message };
+        let err = |message: String| DirectoryError::Row {
+            file: GRIDS_FILE,
+            line,
+            message,
+        };
         let code = GridCode::parse(&row.code).map_err(|e| err(e.0))?;
         let township_code = TownshipCode::parse(&row.township_code).map_err(|e| err(e.0))?;
         if code.township() != township_code {
-            return Err(err(format!("grid {code} is not in township {township_code}")));
+            return Err(err(format!(
+                "grid {code} is not in township {township_code}"
+            )));
         }
         let name = non_empty(&row.name, "name").map_err(err)?;
         let township_name = non_empty(&row.township_name, "township_name").map_err(err)?;
@@ -206,18 +214,34 @@ impl Directory {
         for key in place_keys(&name) {
             places.grid_keys.push((key, code.clone()));
         }
-        let township = Township { code: township_code, name: township_name };
-        self.grids.insert(code.clone(), Grid { code, name, township });
+        let township = Township {
+            code: township_code,
+            name: township_name,
+        };
+        self.grids.insert(
+            code.clone(),
+            Grid {
+                code,
+                name,
+                township,
+            },
+        );
         Ok(())
     }
 
     fn add_agent(&mut self, line: u64, row: AgentRow) -> Result<(), DirectoryError> {
-        let err = |message: String| DirectoryError::Row { file: AGENTS_FILE, line, message };
+        let err = |message: String| DirectoryError::Row {
+            file: AGENTS_FILE,
+            line,
+            message,
+        };
         let id = AgentId::parse(&row.agent_id).map_err(|e| err(e.0))?;
         let phone = PhoneNumber::parse(&row.phone).map_err(|e| err(e.0))?;
         let grid = GridCode::parse(&row.grid_code).map_err(|e| err(e.0))?;
         if !self.grids.contains_key(&grid) {
-            return Err(err(format!("agent {id} names grid {grid}, which grids.csv does not list")));
+            return Err(err(format!(
+                "agent {id} names grid {grid}, which grids.csv does not list"
+            )));
         }
         let role = AgentRole::parse(row.role.trim()).ok_or_else(|| {
             err(format!(
@@ -235,14 +259,30 @@ impl Directory {
             return Err(err(format!("agent {id} appears twice")));
         }
         if let Some(other) = self.agents_by_phone.insert(phone.clone(), id.clone()) {
-            return Err(err(format!("agent {id} has the same phone as agent {other}")));
+            return Err(err(format!(
+                "agent {id} has the same phone as agent {other}"
+            )));
         }
-        self.agents.insert(id.clone(), Agent { id, name, phone, grid, role, active });
+        self.agents.insert(
+            id.clone(),
+            Agent {
+                id,
+                name,
+                phone,
+                grid,
+                role,
+                active,
+            },
+        );
         Ok(())
     }
 
     fn add_matter(&mut self, line: u64, row: MatterRow) -> Result<(), DirectoryError> {
-        let err = |message: String| DirectoryError::Row { file: MATTERS_FILE, line, message };
+        let err = |message: String| DirectoryError::Row {
+            file: MATTERS_FILE,
+            line,
+            message,
+        };
         let code = MatterCode::parse(&row.matter_code).map_err(|e| err(e.0))?;
         let class = row
             .class
@@ -256,7 +296,15 @@ impl Directory {
             return Err(err(format!("matter {code} appears twice")));
         }
         let department = row.department.trim().to_owned();
-        self.matters.insert(code.clone(), Matter { code, name, class, department });
+        self.matters.insert(
+            code.clone(),
+            Matter {
+                code,
+                name,
+                class,
+                department,
+            },
+        );
         Ok(())
     }
 
@@ -277,7 +325,9 @@ impl Directory {
     }
 
     pub fn agent_by_phone(&self, phone: &PhoneNumber) -> Option<&Agent> {
-        self.agents_by_phone.get(phone).and_then(|id| self.agents.get(id))
+        self.agents_by_phone
+            .get(phone)
+            .and_then(|id| self.agents.get(id))
     }
 
     pub fn matter(&self, code: &MatterCode) -> Option<&Matter> {
@@ -293,12 +343,22 @@ impl Directory {
         self.grids.keys().map(GridCode::county).collect()
     }
 
-    pub fn active_agents_in_grid<'a>(&'a self, grid: &'a GridCode) -> impl Iterator<Item = &'a Agent> + 'a {
-        self.agents.values().filter(move |a| a.active && &a.grid == grid)
+    pub fn active_agents_in_grid<'a>(
+        &'a self,
+        grid: &'a GridCode,
+    ) -> impl Iterator<Item = &'a Agent> + 'a {
+        self.agents
+            .values()
+            .filter(move |a| a.active && &a.grid == grid)
     }
 
-    pub fn active_agents_in_county<'a>(&'a self, county: &'a CountyCode) -> impl Iterator<Item = &'a Agent> + 'a {
-        self.agents.values().filter(move |a| a.active && &a.grid.county() == county)
+    pub fn active_agents_in_county<'a>(
+        &'a self,
+        county: &'a CountyCode,
+    ) -> impl Iterator<Item = &'a Agent> + 'a {
+        self.agents
+            .values()
+            .filter(move |a| a.active && &a.grid.county() == county)
     }
 
     /// Resolves a contact address such as `蓝山县塔峰镇友谊村大塘边` to a grid
@@ -313,10 +373,19 @@ impl Directory {
         let in_county = |code: &TownshipCode| county.is_none_or(|c| &code.county() == c);
 
         let mut best: Option<(usize, &GridCode)> = None;
-        for places in self.places.iter().filter(|(code, _)| in_county(code)).map(|(_, p)| p) {
+        for places in self
+            .places
+            .iter()
+            .filter(|(code, _)| in_county(code))
+            .map(|(_, p)| p)
+        {
             for (start, _) in address.match_indices(places.name.as_str()) {
                 let rest = &address[start + places.name.len()..];
-                if let Some((key, grid)) = places.grid_keys.iter().find(|(key, _)| rest.starts_with(key.as_str())) {
+                if let Some((key, grid)) = places
+                    .grid_keys
+                    .iter()
+                    .find(|(key, _)| rest.starts_with(key.as_str()))
+                {
                     let score = places.name.len() + key.len();
                     if best.is_none_or(|(s, _)| score > s) {
                         best = Some((score, grid));
@@ -356,10 +425,10 @@ fn place_keys(grid_name: &str) -> Vec<String> {
     }
     let mut keys = vec![base.to_owned()];
     for suffix in ["社区", "村"] {
-        if let Some(short) = base.strip_suffix(suffix) {
-            if short.chars().count() >= 2 {
-                keys.push(short.to_owned());
-            }
+        if let Some(short) = base.strip_suffix(suffix)
+            && short.chars().count() >= 2
+        {
+            keys.push(short.to_owned());
         }
     }
     keys.retain(|k| !k.is_empty());
@@ -380,7 +449,9 @@ fn rows<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<Vec<(u64, T)>, DirectoryError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
     for record in reader.deserialize() {
         let row: T = record.map_err(|source| DirectoryError::Csv { file, source })?;
@@ -427,14 +498,24 @@ mod tests {
             ("蓝山县蓝山南岭林场南岭林场虚拟社区新屋", "南岭林场虚拟社区"),
         ];
         for (address, expected) in cases {
-            assert_eq!(grid_name(&dir, dir.resolve_address(address, None)).as_deref(), Some(expected), "{address}");
+            assert_eq!(
+                grid_name(&dir, dir.resolve_address(address, None)).as_deref(),
+                Some(expected),
+                "{address}"
+            );
         }
     }
 
     #[test]
     fn address_outside_county_is_unresolved() {
         let dir = lanshan();
-        for address in ["永州市冷水滩区", "县城租房住", "不清楚，在外务工", "广东省东莞市长安镇", ""] {
+        for address in [
+            "永州市冷水滩区",
+            "县城租房住",
+            "不清楚，在外务工",
+            "广东省东莞市长安镇",
+            "",
+        ] {
             assert_eq!(dir.resolve_address(address, None), None, "{address}");
         }
     }
@@ -443,7 +524,10 @@ mod tests {
     fn address_filters_by_county() {
         let dir = lanshan();
         let other = CountyCode::parse("430000").unwrap();
-        assert_eq!(dir.resolve_address("蓝山县塔峰镇友谊村大塘边", Some(&other)), None);
+        assert_eq!(
+            dir.resolve_address("蓝山县塔峰镇友谊村大塘边", Some(&other)),
+            None
+        );
     }
 
     #[test]
@@ -466,20 +550,34 @@ mod tests {
         assert!(with_address > 300, "{with_address}");
         // About 3% of all rows carry an address that names no grid.
         let unresolved = with_address - resolved;
-        assert!(unresolved > 30 && unresolved < 120, "unresolved {unresolved} of {with_address}");
+        assert!(
+            unresolved > 30 && unresolved < 120,
+            "unresolved {unresolved} of {with_address}"
+        );
     }
 
     #[test]
     fn bad_rows_name_file_and_line() {
-        let grids = "code,name,township_code,township_name\n431127100008,甲社区居委会,431127100,塔峰镇\n";
+        let grids =
+            "code,name,township_code,township_name\n431127100008,甲社区居委会,431127100,塔峰镇\n";
         let agents = "agent_id,name,phone,grid_code,role,active\nA1,张三,13812341234,431127100009,grid_worker,true\n";
         let matters = "matter_code,name,class,department\nM1,我要开餐馆,2,市场监管\n";
-        let err = Directory::from_csv(grids, agents, matters).unwrap_err().to_string();
-        assert_eq!(err, "agents.csv line 2: agent A1 names grid 431127100009, which grids.csv does not list");
+        let err = Directory::from_csv(grids, agents, matters)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "agents.csv line 2: agent A1 names grid 431127100009, which grids.csv does not list"
+        );
 
         let matters = "matter_code,name,class,department\nM1,我要开餐馆,3,市场监管\n";
         let agents = "agent_id,name,phone,grid_code,role,active\nA1,张三,13812341234,431127100008,grid_worker,true\n";
-        let err = Directory::from_csv(grids, agents, matters).unwrap_err().to_string();
-        assert!(err.starts_with("matters.csv line 2: class must be 1 or 2"), "{err}");
+        let err = Directory::from_csv(grids, agents, matters)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("matters.csv line 2: class must be 1 or 2"),
+            "{err}"
+        );
     }
 }

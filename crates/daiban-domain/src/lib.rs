@@ -8,7 +8,14 @@ mod directory;
 mod order;
 mod points;
 
-pub use codes::{AgentId, CodeError, CountyCode, GridCode, MatterCode, OrderId, PhoneNumber, TownshipCode};
-pub use directory::{Agent, AgentRole, Directory, DirectoryError, Grid, Matter, MatterClass, Township};
-pub use order::{Applicant, Channel, OrderState, Rating, WorkOrder, WorkResult, claim_code_for, order_day, order_number};
+pub use codes::{
+    AgentId, CodeError, CountyCode, GridCode, MatterCode, OrderId, PhoneNumber, TownshipCode,
+};
+pub use directory::{
+    Agent, AgentRole, Directory, DirectoryError, Grid, Matter, MatterClass, Township,
+};
+pub use order::{
+    Applicant, Channel, OrderState, Rating, WorkOrder, WorkResult, claim_code_for, order_day,
+    order_number,
+};
 pub use points::{BonusRate, Period, points_tenths, yuan_per_point_to_fen};

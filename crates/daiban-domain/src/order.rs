@@ -71,9 +71,14 @@ impl Rating {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::VerySatisfied, Self::Satisfied, Self::Average, Self::Unsatisfied]
-            .into_iter()
-            .find(|r| r.as_str() == text)
+        [
+            Self::VerySatisfied,
+            Self::Satisfied,
+            Self::Average,
+            Self::Unsatisfied,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 
     /// Very satisfied and satisfied both count as satisfied.
@@ -186,7 +191,10 @@ pub fn claim_code_for(sequence: u64) -> String {
 /// sequence within that day, as `20261123-0042`.
 pub fn order_number(create_time: DateTime<Utc>, daily_sequence: u64) -> String {
     let china = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    format!("{}-{daily_sequence:04}", create_time.with_timezone(&china).format("%Y%m%d"))
+    format!(
+        "{}-{daily_sequence:04}",
+        create_time.with_timezone(&china).format("%Y%m%d")
+    )
 }
 
 /// The date of `time` in UTC+8, as `20261123`: the key of the daily

@@ -71,7 +71,9 @@ impl BonusRate {
 impl Default for BonusRate {
     /// 10 yuan per point.
     fn default() -> Self {
-        Self { fen_per_point: 1000 }
+        Self {
+            fen_per_point: 1000,
+        }
     }
 }
 
@@ -82,7 +84,12 @@ pub fn yuan_per_point_to_fen(text: &str) -> Result<i64, String> {
     let text = text.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || whole.len() > 9 || !all_digits(whole) || fraction.len() > 2 || !all_digits(fraction) {
+    if whole.is_empty()
+        || whole.len() > 9
+        || !all_digits(whole)
+        || fraction.len() > 2
+        || !all_digits(fraction)
+    {
         return Err(invalid());
     }
     let whole: i64 = whole.parse().map_err(|_| invalid())?;
@@ -109,7 +116,11 @@ mod tests {
             (MatterClass::Two, Some(Rating::Unsatisfied), 0),
         ];
         for (class, rating, expected) in cases {
-            assert_eq!(points_tenths(class, rating), expected, "{class:?} {rating:?}");
+            assert_eq!(
+                points_tenths(class, rating),
+                expected,
+                "{class:?} {rating:?}"
+            );
         }
     }
 

@@ -33,7 +33,11 @@ impl Points {
 
     /// Settles at base points every order of `county` whose rating window
     /// ended by `now` without a rating, in batches.
-    pub async fn settle_due(&self, county: &CountyCode, now: DateTime<Utc>) -> Result<Vec<Settlement>, StoreError> {
+    pub async fn settle_due(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Settlement>, StoreError> {
         let mut settled = Vec::new();
         loop {
             let batch = self.store.settle_due(county, now, SETTLE_BATCH).await?;
@@ -56,11 +60,18 @@ impl Points {
 
     /// An agent's settled points by month, newest first, with the bonus at
     /// the configured rate.
-    pub async fn agent_report(&self, county: &CountyCode, agent: &AgentId) -> Result<Vec<MonthReport>, StoreError> {
+    pub async fn agent_report(
+        &self,
+        county: &CountyCode,
+        agent: &AgentId,
+    ) -> Result<Vec<MonthReport>, StoreError> {
         let months = self.store.agent_points(county, agent).await?;
         Ok(months
             .into_iter()
-            .map(|totals| MonthReport { bonus_fen: self.rate.bonus_fen(totals.points_tenths), totals })
+            .map(|totals| MonthReport {
+                bonus_fen: self.rate.bonus_fen(totals.points_tenths),
+                totals,
+            })
             .collect())
     }
 }

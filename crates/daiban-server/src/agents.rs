@@ -35,7 +35,12 @@ fn same_county(agent: &daiban_domain::Agent, id: &daiban_domain::OrderId) -> Res
         Err(status(
             Code::PermissionDenied,
             "OTHER_COUNTY",
-            format!("order {id} belongs to county {}; agent {} serves county {}", id.county(), agent.id, agent.grid.county()),
+            format!(
+                "order {id} belongs to county {}; agent {} serves county {}",
+                id.county(),
+                agent.id,
+                agent.grid.county()
+            ),
             &[("order_id", id.to_string())],
         ))
     }
@@ -51,20 +56,36 @@ impl AgentService for Agents {
         let page_size = match request.get_ref().page_size {
             0 => DEFAULT_PAGE_SIZE,
             n @ 1..=MAX_PAGE_SIZE => n,
-            n => return Err(invalid_field("page_size", format!("expected 1 to {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE}), got {n}"))),
+            n => {
+                return Err(invalid_field(
+                    "page_size",
+                    format!("expected 1 to {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE}), got {n}"),
+                ));
+            }
         };
         let orders = self
             .app
             .store
-            .open_orders(&agent.grid.county(), &agent.grid, Utc::now(), page_size as usize)
+            .open_orders(
+                &agent.grid.county(),
+                &agent.grid,
+                Utc::now(),
+                page_size as usize,
+            )
             .await
             .map_err(store_status)?;
-        let work_orders = orders.iter().map(|o| convert::work_order(o, Viewer::Masked)).collect();
+        let work_orders = orders
+            .iter()
+            .map(|o| convert::work_order(o, Viewer::Masked))
+            .collect();
         Ok(Response::new(pb::ListOpenOrdersResponse { work_orders }))
     }
 
     #[instrument(skip_all, fields(order.id = %request.get_ref().order_id, agent.id))]
-    async fn claim_work_order(&self, request: Request<pb::ClaimWorkOrderRequest>) -> Result<Response<pb::WorkOrder>, Status> {
+    async fn claim_work_order(
+        &self,
+        request: Request<pb::ClaimWorkOrderRequest>,
+    ) -> Result<Response<pb::WorkOrder>, Status> {
         let agent = self.app.calling_agent(&request)?;
         tracing::Span::current().record("agent.id", agent.id.as_str());
         let id = order_id(&request.get_ref().order_id)?;
@@ -123,8 +144,20 @@ impl AgentService for Agents {
         same_county(agent, &id)?;
 
         let mut violations = FieldViolations::new();
-        let text = text_field(&mut violations, "result_text", &req.result_text, true, MAX_RESULT_TEXT);
-        let reference = text_field(&mut violations, "result_reference", &req.result_reference, false, MAX_RESULT_REFERENCE);
+        let text = text_field(
+            &mut violations,
+            "result_text",
+            &req.result_text,
+            true,
+            MAX_RESULT_TEXT,
+        );
+        let reference = text_field(
+            &mut violations,
+            "result_reference",
+            &req.result_reference,
+            false,
+            MAX_RESULT_REFERENCE,
+        );
         let current = self.app.store.order(&id).await.map_err(store_status)?;
         let matter = if req.matter_code.trim().is_empty() {
             if current.matter.is_none() {
@@ -132,19 +165,30 @@ impl AgentService for Agents {
             }
             None
         } else {
-            violations.check("matter_code", MatterCode::parse(&req.matter_code)).and_then(|code| {
-                match (self.app.directory.matter(&code), &current.matter) {
-                    (None, _) => {
-                        violations.add("matter_code", format!("unknown matter {code}; ListMatters returns the catalogue"));
-                        None
-                    }
-                    (Some(_), Some(existing)) if existing.code != code => {
-                        violations.add("matter_code", format!("the order's matter is {}; leave matter_code empty", existing.code));
-                        None
-                    }
-                    (Some(matter), _) => Some(matter.clone()),
-                }
-            })
+            violations
+                .check("matter_code", MatterCode::parse(&req.matter_code))
+                .and_then(
+                    |code| match (self.app.directory.matter(&code), &current.matter) {
+                        (None, _) => {
+                            violations.add(
+                                "matter_code",
+                                format!("unknown matter {code}; ListMatters returns the catalogue"),
+                            );
+                            None
+                        }
+                        (Some(_), Some(existing)) if existing.code != code => {
+                            violations.add(
+                                "matter_code",
+                                format!(
+                                    "the order's matter is {}; leave matter_code empty",
+                                    existing.code
+                                ),
+                            );
+                            None
+                        }
+                        (Some(matter), _) => Some(matter.clone()),
+                    },
+                )
         };
         violations.into_result()?;
 

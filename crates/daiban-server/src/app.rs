@@ -25,10 +25,11 @@ impl App {
     /// The active agent who makes the call, from its bearer token.
     pub fn calling_agent<T>(&self, request: &Request<T>) -> Result<&Agent, Status> {
         let id = self.auth.agent(request)?;
-        let agent = self
-            .directory
-            .agent(&id)
-            .ok_or_else(|| Status::unauthenticated(format!("agent token names agent {id}, which the directory does not list")))?;
+        let agent = self.directory.agent(&id).ok_or_else(|| {
+            Status::unauthenticated(format!(
+                "agent token names agent {id}, which the directory does not list"
+            ))
+        })?;
         if !agent.active {
             return Err(status(
                 Code::PermissionDenied,
@@ -44,7 +45,10 @@ impl App {
 /// Parses the `order_id` field of a request.
 pub fn order_id(text: &str) -> Result<OrderId, Status> {
     if text.trim().is_empty() {
-        return Err(invalid_field("order_id", "required: the order_id of a work order, such as 431127-00000042"));
+        return Err(invalid_field(
+            "order_id",
+            "required: the order_id of a work order, such as 431127-00000042",
+        ));
     }
     OrderId::parse(text).map_err(|err| invalid_field("order_id", err.0))
 }

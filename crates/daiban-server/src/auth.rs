@@ -58,11 +58,18 @@ const MIN_KEY_LEN: usize = 16;
 pub fn parse_api_keys(text: &str) -> Result<Vec<(Scope, String)>, String> {
     let mut keys = Vec::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (scope, key) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("expected scope=key, got an entry without '=' at position {}", keys.len() + 1))?;
-        let scope = Scope::parse(scope.trim())
-            .ok_or_else(|| format!("unknown scope {:?}; expected app, sms, export or admin", scope.trim()))?;
+        let (scope, key) = pair.split_once('=').ok_or_else(|| {
+            format!(
+                "expected scope=key, got an entry without '=' at position {}",
+                keys.len() + 1
+            )
+        })?;
+        let scope = Scope::parse(scope.trim()).ok_or_else(|| {
+            format!(
+                "unknown scope {:?}; expected app, sms, export or admin",
+                scope.trim()
+            )
+        })?;
         let key = key.trim();
         if key.len() < MIN_KEY_LEN || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
@@ -98,7 +105,10 @@ impl Auth {
     pub fn new(credentials: &Credentials) -> Self {
         let (development, secret, pairs) = match credentials {
             Credentials::Development => (true, DEVELOPMENT_SECRET, &[][..]),
-            Credentials::Production { token_secret, api_keys } => (false, token_secret.as_str(), &api_keys[..]),
+            Credentials::Production {
+                token_secret,
+                api_keys,
+            } => (false, token_secret.as_str(), &api_keys[..]),
         };
         let mut keys: HashMap<String, HashSet<Scope>> = HashMap::new();
         for (scope, key) in pairs {
@@ -123,10 +133,9 @@ impl Auth {
             return Ok(());
         }
         let credential = bearer(request)?;
-        let granted = self
-            .keys
-            .get(credential)
-            .ok_or_else(|| Status::unauthenticated("unknown API key; send a key from DAIBAN_API_KEYS"))?;
+        let granted = self.keys.get(credential).ok_or_else(|| {
+            Status::unauthenticated("unknown API key; send a key from DAIBAN_API_KEYS")
+        })?;
         if scopes.iter().any(|s| granted.contains(s)) {
             Ok(())
         } else {
@@ -155,24 +164,33 @@ impl Auth {
         validation.leeway = 30;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|err| Status::unauthenticated(format!("invalid agent token: {err}")))?;
-        AgentId::parse(&data.claims.sub)
-            .map_err(|err| Status::unauthenticated(format!("agent token subject is not an agent id: {err}")))
+        AgentId::parse(&data.claims.sub).map_err(|err| {
+            Status::unauthenticated(format!("agent token subject is not an agent id: {err}"))
+        })
     }
 
     /// Mints an agent token valid for `ttl`.
     pub fn mint(&self, agent: &AgentId, ttl: Duration) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let claims = Claims { sub: agent.to_string(), iat: now, exp: now + ttl.as_secs() };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = Claims {
+            sub: agent.to_string(),
+            iat: now,
+            exp: now + ttl.as_secs(),
+        };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
     }
 }
 
 fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
-    let value = request
-        .metadata()
-        .get("authorization")
-        .ok_or_else(|| Status::unauthenticated("missing authorization metadata; send 'authorization: Bearer <credential>'"))?;
+    let value = request.metadata().get("authorization").ok_or_else(|| {
+        Status::unauthenticated(
+            "missing authorization metadata; send 'authorization: Bearer <credential>'",
+        )
+    })?;
     let value = value
         .to_str()
         .map_err(|_| Status::unauthenticated("authorization metadata is not ASCII"))?;
@@ -181,7 +199,9 @@ fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| Status::unauthenticated("authorization metadata must be 'Bearer <credential>'"))
+        .ok_or_else(|| {
+            Status::unauthenticated("authorization metadata must be 'Bearer <credential>'")
+        })
 }
 
 #[cfg(test)]
@@ -199,9 +219,10 @@ mod tests {
 
     fn with_bearer(credential: &str) -> Request<()> {
         let mut request = Request::new(());
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {credential}").parse().unwrap());
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {credential}").parse().unwrap(),
+        );
         request
     }
 
@@ -210,8 +231,16 @@ mod tests {
         let keys = parse_api_keys("app=0123456789abcdef, admin=fedcba9876543210").unwrap();
         assert_eq!(keys[0].0, Scope::App);
         assert_eq!(keys[1].0, Scope::Admin);
-        assert!(parse_api_keys("root=0123456789abcdef").unwrap_err().contains("unknown scope"));
-        assert!(parse_api_keys("app=short").unwrap_err().contains("at least 16"));
+        assert!(
+            parse_api_keys("root=0123456789abcdef")
+                .unwrap_err()
+                .contains("unknown scope")
+        );
+        assert!(
+            parse_api_keys("app=short")
+                .unwrap_err()
+                .contains("at least 16")
+        );
         assert!(parse_api_keys("app").is_err());
         assert!(parse_api_keys(",").is_err());
     }
@@ -219,12 +248,21 @@ mod tests {
     #[test]
     fn scope_is_enforced() {
         let auth = production();
-        assert!(auth.require_scope(&with_bearer("app-key-0123456789"), &[Scope::App]).is_ok());
-        let denied = auth.require_scope(&with_bearer("app-key-0123456789"), &[Scope::Export]).unwrap_err();
+        assert!(
+            auth.require_scope(&with_bearer("app-key-0123456789"), &[Scope::App])
+                .is_ok()
+        );
+        let denied = auth
+            .require_scope(&with_bearer("app-key-0123456789"), &[Scope::Export])
+            .unwrap_err();
         assert_eq!(denied.code(), Code::PermissionDenied);
-        let unknown = auth.require_scope(&with_bearer("nope-nope-nope-nope"), &[Scope::App]).unwrap_err();
+        let unknown = auth
+            .require_scope(&with_bearer("nope-nope-nope-nope"), &[Scope::App])
+            .unwrap_err();
         assert_eq!(unknown.code(), Code::Unauthenticated);
-        let missing = auth.require_scope(&Request::new(()), &[Scope::App]).unwrap_err();
+        let missing = auth
+            .require_scope(&Request::new(()), &[Scope::App])
+            .unwrap_err();
         assert_eq!(missing.code(), Code::Unauthenticated);
     }
 
@@ -243,10 +281,19 @@ mod tests {
     #[test]
     fn expired_token_is_rejected() {
         let auth = production();
-        let claims = Claims { sub: "A0001".into(), iat: 1, exp: 2 };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap();
+        let claims = Claims {
+            sub: "A0001".into(),
+            iat: 1,
+            exp: 2,
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap();
         let err = auth.agent(&with_bearer(&token)).unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
-        assert!(err.message().contains("ExpiredSignature"), "{}", err.message());
+        assert!(
+            err.message().contains("ExpiredSignature"),
+            "{}",
+            err.message()
+        );
     }
 }

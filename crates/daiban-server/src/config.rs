@@ -36,7 +36,9 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Development => f.write_str("Development"),
-            Self::Production { api_keys, .. } => write!(f, "Production({} api keys)", api_keys.len()),
+            Self::Production { api_keys, .. } => {
+                write!(f, "Production({} api keys)", api_keys.len())
+            }
         }
     }
 }
@@ -86,8 +88,14 @@ impl Settings {
 
         let redis_url = get("DAIBAN_REDIS_URL").map(|url| url.trim().to_owned());
         if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
-                errors.push("DAIBAN_REDIS_URL: expected a URL starting with redis://, rediss:// or unix://".into());
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                errors.push(
+                    "DAIBAN_REDIS_URL: expected a URL starting with redis://, rediss:// or unix://"
+                        .into(),
+                );
             }
         } else {
             defaults.push("DAIBAN_REDIS_URL");
@@ -133,7 +141,10 @@ impl Settings {
                 if secret.len() < 32 {
                     errors.push("DAIBAN_TOKEN_SECRET: expected at least 32 characters".into());
                 }
-                Credentials::Production { token_secret: secret, api_keys }
+                Credentials::Production {
+                    token_secret: secret,
+                    api_keys,
+                }
             }
             (Some(_), None) => {
                 errors.push("DAIBAN_API_KEYS: required when DAIBAN_TOKEN_SECRET is set; give scope=key pairs such as app=...,sms=...".into());
@@ -169,7 +180,15 @@ impl Settings {
         };
 
         if errors.is_empty() {
-            Ok(Self { listen, redis_url, policy, directory, credentials, bonus_rate, defaults })
+            Ok(Self {
+                listen,
+                redis_url,
+                policy,
+                directory,
+                credentials,
+                bonus_rate,
+                defaults,
+            })
         } else {
             Err(ConfigError(errors))
         }
@@ -177,7 +196,9 @@ impl Settings {
 }
 
 fn default_listen() -> SocketAddr {
-    DEFAULT_LISTEN.parse().expect("the default listen address is valid")
+    DEFAULT_LISTEN
+        .parse()
+        .expect("the default listen address is valid")
 }
 
 /// Parses a duration such as `10m`, `7d`, `1h 30m` or `500ms`. Bare numbers
@@ -186,15 +207,20 @@ fn default_listen() -> SocketAddr {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("expected a duration with a unit such as 10m, 7d or 500ms, got {text:?}"));
+        return Err(format!(
+            "expected a duration with a unit such as 10m, 7d or 500ms, got {text:?}"
+        ));
     }
-    let duration = humantime::parse_duration(text)
-        .map_err(|err| format!("expected a duration such as 10m, 7d or 500ms, got {text:?} ({err})"))?;
+    let duration = humantime::parse_duration(text).map_err(|err| {
+        format!("expected a duration such as 10m, 7d or 500ms, got {text:?} ({err})")
+    })?;
     if duration.is_zero() {
         return Err(format!("expected a duration above zero, got {text:?}"));
     }
     if duration > Duration::from_secs(366 * 24 * 3600) {
-        return Err(format!("expected a duration of at most a year, got {text:?}"));
+        return Err(format!(
+            "expected a duration of at most a year, got {text:?}"
+        ));
     }
     Ok(duration)
 }
@@ -206,7 +232,10 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -231,7 +260,10 @@ mod tests {
         .unwrap();
         assert_eq!(settings.policy.widen_after, Duration::from_millis(250));
         assert_eq!(settings.policy.escalate_after, Duration::from_secs(5400));
-        assert_eq!(settings.policy.rating_window, Duration::from_secs(7 * 86400));
+        assert_eq!(
+            settings.policy.rating_window,
+            Duration::from_secs(7 * 86400)
+        );
     }
 
     #[test]
@@ -253,7 +285,10 @@ mod tests {
             "DAIBAN_REDIS_URL",
             "DAIBAN_YUAN_PER_POINT",
         ] {
-            assert!(err.0.iter().any(|line| line.starts_with(name)), "{name} missing from {err}");
+            assert!(
+                err.0.iter().any(|line| line.starts_with(name)),
+                "{name} missing from {err}"
+            );
         }
     }
 
@@ -272,11 +307,19 @@ mod tests {
         assert!(err.0[0].starts_with("DAIBAN_API_KEYS"), "{err}");
         let err = settings(&[("DAIBAN_API_KEYS", keys)]).unwrap_err();
         assert!(err.0[0].starts_with("DAIBAN_TOKEN_SECRET"), "{err}");
-        let err = settings(&[("DAIBAN_API_KEYS", keys), ("DAIBAN_TOKEN_SECRET", "short")]).unwrap_err();
+        let err =
+            settings(&[("DAIBAN_API_KEYS", keys), ("DAIBAN_TOKEN_SECRET", "short")]).unwrap_err();
         assert!(err.0[0].contains("32 characters"), "{err}");
 
-        let ok = settings(&[("DAIBAN_API_KEYS", keys), ("DAIBAN_TOKEN_SECRET", &secret), ("DAIBAN_LISTEN", "0.0.0.0:1")]);
-        assert!(matches!(ok.unwrap().credentials, Credentials::Production { .. }));
+        let ok = settings(&[
+            ("DAIBAN_API_KEYS", keys),
+            ("DAIBAN_TOKEN_SECRET", &secret),
+            ("DAIBAN_LISTEN", "0.0.0.0:1"),
+        ]);
+        assert!(matches!(
+            ok.unwrap().credentials,
+            Credentials::Production { .. }
+        ));
     }
 
     #[test]

@@ -6,7 +6,10 @@ use daiban_proto::v1 as pb;
 use prost_types::Timestamp;
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
-    Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
+    Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
+    }
 }
 
 fn optional_timestamp(time: Option<DateTime<Utc>>) -> Option<Timestamp> {
@@ -99,22 +102,35 @@ pub fn work_order(order: &WorkOrder, viewer: Viewer) -> pb::WorkOrder {
         request_text: order.request_text.clone(),
         matter: order.matter.as_ref().map(matter),
         county_code: order.county.to_string(),
-        grid_code: order.grid.as_ref().map(ToString::to_string).unwrap_or_default(),
+        grid_code: order
+            .grid
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         grid_resolved: order.grid.is_some(),
         claim_code: order.claim_code.clone(),
-        agent_id: order.agent.as_ref().map(ToString::to_string).unwrap_or_default(),
+        agent_id: order
+            .agent
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         create_time: Some(timestamp(order.create_time)),
         widen_time: Some(timestamp(order.widen_time)),
         claim_time: optional_timestamp(order.claim_time),
         complete_time: optional_timestamp(order.complete_time),
-        result: order
-            .result
-            .as_ref()
-            .map(|r| pb::WorkResult { text: r.text.clone(), reference: r.reference.clone() }),
-        rating: order.rating.map_or(pb::Rating::Unspecified, rating_to_proto) as i32,
+        result: order.result.as_ref().map(|r| pb::WorkResult {
+            text: r.text.clone(),
+            reference: r.reference.clone(),
+        }),
+        rating: order
+            .rating
+            .map_or(pb::Rating::Unspecified, rating_to_proto) as i32,
         points_tenths: order.points_tenths.unwrap_or(0),
         escalated: order.escalated,
-        applicant: Some(pb::Applicant { name: order.applicant.name.clone(), phone }),
+        applicant: Some(pb::Applicant {
+            name: order.applicant.name.clone(),
+            phone,
+        }),
         channel: channel_to_proto(order.channel) as i32,
         request_id: order.request_id.clone().unwrap_or_default(),
         address: order.address.clone(),

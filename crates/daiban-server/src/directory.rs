@@ -26,15 +26,27 @@ fn optional<T, E: ToString>(
     text: &str,
     parse: impl Fn(&str) -> Result<T, E>,
 ) -> Option<T> {
-    if text.trim().is_empty() { None } else { violations.check(field, parse(text)) }
+    if text.trim().is_empty() {
+        None
+    } else {
+        violations.check(field, parse(text))
+    }
 }
 
 #[tonic::async_trait]
 impl DirectoryService for DirectoryApi {
-    async fn list_grids(&self, request: Request<pb::ListGridsRequest>) -> Result<Response<pb::ListGridsResponse>, Status> {
+    async fn list_grids(
+        &self,
+        request: Request<pb::ListGridsRequest>,
+    ) -> Result<Response<pb::ListGridsResponse>, Status> {
         self.app.auth.require_scope(&request, &[Scope::Admin])?;
         let mut violations = FieldViolations::new();
-        let county = optional(&mut violations, "county_code", &request.get_ref().county_code, CountyCode::parse);
+        let county = optional(
+            &mut violations,
+            "county_code",
+            &request.get_ref().county_code,
+            CountyCode::parse,
+        );
         violations.into_result()?;
         let grids = self
             .app
@@ -52,12 +64,25 @@ impl DirectoryService for DirectoryApi {
         Ok(Response::new(pb::ListGridsResponse { grids }))
     }
 
-    async fn list_agents(&self, request: Request<pb::ListAgentsRequest>) -> Result<Response<pb::ListAgentsResponse>, Status> {
+    async fn list_agents(
+        &self,
+        request: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
         self.app.auth.require_scope(&request, &[Scope::Admin])?;
         let req = request.get_ref();
         let mut violations = FieldViolations::new();
-        let county = optional(&mut violations, "county_code", &req.county_code, CountyCode::parse);
-        let grid = optional(&mut violations, "grid_code", &req.grid_code, GridCode::parse);
+        let county = optional(
+            &mut violations,
+            "county_code",
+            &req.county_code,
+            CountyCode::parse,
+        );
+        let grid = optional(
+            &mut violations,
+            "grid_code",
+            &req.grid_code,
+            GridCode::parse,
+        );
         violations.into_result()?;
         let agents = self
             .app

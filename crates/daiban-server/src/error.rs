@@ -62,8 +62,16 @@ impl FieldViolations {
 }
 
 /// A status with `ErrorInfo` naming `reason`.
-pub fn status(code: Code, reason: &str, message: impl Into<String>, metadata: &[(&str, String)]) -> Status {
-    let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+pub fn status(
+    code: Code,
+    reason: &str,
+    message: impl Into<String>,
+    metadata: &[(&str, String)],
+) -> Status {
+    let metadata: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let details = ErrorDetails::with_error_info(reason, DOMAIN, metadata);
     Status::with_error_details(code, message, details)
 }
@@ -72,15 +80,20 @@ pub fn status(code: Code, reason: &str, message: impl Into<String>, metadata: &[
 pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
     let mut violations = FieldViolations::new();
     violations.add(field, description);
-    violations.into_result().expect_err("one violation was added")
+    violations
+        .into_result()
+        .expect_err("one violation was added")
 }
 
 pub fn store_status(err: StoreError) -> Status {
     let message = err.to_string();
     match err {
-        StoreError::OrderNotFound(id) => {
-            status(Code::NotFound, "ORDER_NOT_FOUND", message, &[("order_id", id.to_string())])
-        }
+        StoreError::OrderNotFound(id) => status(
+            Code::NotFound,
+            "ORDER_NOT_FOUND",
+            message,
+            &[("order_id", id.to_string())],
+        ),
         StoreError::AlreadyClaimed { order } => status(
             Code::FailedPrecondition,
             "ORDER_ALREADY_CLAIMED",
@@ -101,7 +114,10 @@ pub fn store_status(err: StoreError) -> Status {
             Code::FailedPrecondition,
             "ORDER_STATE_CONFLICT",
             message,
-            &[("order_id", order.to_string()), ("state", state.as_str().to_owned())],
+            &[
+                ("order_id", order.to_string()),
+                ("state", state.as_str().to_owned()),
+            ],
         ),
         StoreError::AlreadyRated { order } => status(
             Code::FailedPrecondition,
@@ -117,11 +133,21 @@ pub fn store_status(err: StoreError) -> Status {
         ),
         StoreError::Unavailable(_) => {
             error!(error = %message, "store unavailable");
-            status(Code::Unavailable, "STORE_UNAVAILABLE", "order store unavailable; retry shortly", &[])
+            status(
+                Code::Unavailable,
+                "STORE_UNAVAILABLE",
+                "order store unavailable; retry shortly",
+                &[],
+            )
         }
         StoreError::Corrupt { .. } => {
             error!(error = %message, "store returned unreadable data");
-            status(Code::Internal, "STORE_CORRUPT", "stored order is unreadable; the service log has details", &[])
+            status(
+                Code::Internal,
+                "STORE_CORRUPT",
+                "stored order is unreadable; the service log has details",
+                &[],
+            )
         }
     }
 }

@@ -68,7 +68,11 @@ pub fn load_directory(source: &DirectorySource) -> Result<Directory, ServeError>
                     reason: err.to_string(),
                 })
             };
-            let (grids, agents, matters) = (read("grids.csv")?, read("agents.csv")?, read("matters.csv")?);
+            let (grids, agents, matters) = (
+                read("grids.csv")?,
+                read("agents.csv")?,
+                read("matters.csv")?,
+            );
             Directory::from_csv(&grids, &agents, &matters).map_err(|err| ServeError::Directory {
                 path: folder.display().to_string(),
                 reason: err.to_string(),
@@ -113,7 +117,9 @@ impl Service {
                 Arc::new(MemoryStore::new())
             }
             Some(url) => {
-                let store = RedisStore::connect(url).await.map_err(|err| ServeError::Redis(err.to_string()))?;
+                let store = RedisStore::connect(url)
+                    .await
+                    .map_err(|err| ServeError::Redis(err.to_string()))?;
                 info!("state: Redis");
                 Arc::new(store)
             }
@@ -122,7 +128,9 @@ impl Service {
         info!("sms: logged, not sent (DAIBAN_SMS_GATEWAY_URL unset)");
         let auth = Auth::new(&settings.credentials);
         if auth.is_development() {
-            warn!("development mode: no DAIBAN_TOKEN_SECRET or DAIBAN_API_KEYS, so API keys are not checked, agent tokens use a public secret, and only loopback addresses are allowed");
+            warn!(
+                "development mode: no DAIBAN_TOKEN_SECRET or DAIBAN_API_KEYS, so API keys are not checked, agent tokens use a public secret, and only loopback addresses are allowed"
+            );
         }
         let policy = settings.policy;
         info!(
@@ -135,20 +143,37 @@ impl Service {
         let directory = Arc::new(directory);
         let offers = Offers::new(directory.clone(), Arc::new(LogNotifier));
         let points = Arc::new(Points::new(store.clone(), settings.bonus_rate));
-        let app = app::App { store, directory, auth, offers, points, policy };
+        let app = app::App {
+            store,
+            directory,
+            auth,
+            offers,
+            points,
+            policy,
+        };
 
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| ServeError::Listen { addr: settings.listen, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| ServeError::Listen { addr: settings.listen, source })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
         if defaulted("DAIBAN_LISTEN") {
             info!(addr = %local_addr, "listening on the default address (DAIBAN_LISTEN unset)");
         } else {
             info!(addr = %local_addr, "listening");
         }
-        Ok(Self { app, listener, local_addr, counties })
+        Ok(Self {
+            app,
+            listener,
+            local_addr,
+            counties,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -167,21 +192,32 @@ impl Service {
         );
         let dispatcher = tokio::spawn(dispatcher.run(stop_rx));
 
+        // Both reflection versions, because grpcurl before 1.9 speaks only
+        // v1alpha; the google.rpc types let clients decode error details.
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(daiban_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
+            .map_err(|err| ServeError::Reflection(err.to_string()))?;
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(daiban_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
             .map_err(|err| ServeError::Reflection(err.to_string()))?;
 
         let app = self.app;
-        let incoming = tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let served = tonic::transport::Server::builder()
             .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(
                 WorkOrderServiceServer::new(work_orders::WorkOrders::new(app.clone()))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(
-                AgentServiceServer::new(agents::Agents::new(app.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+                AgentServiceServer::new(agents::Agents::new(app.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(
                 PointsServiceServer::new(points::PointsApi::new(app.clone()))
@@ -206,5 +242,7 @@ impl Service {
 
 /// Whether `path` looks like a directory folder: it has the three files.
 pub fn is_directory_folder(path: &Path) -> bool {
-    ["grids.csv", "agents.csv", "matters.csv"].iter().all(|f| path.join(f).is_file())
+    ["grids.csv", "agents.csv", "matters.csv"]
+        .iter()
+        .all(|f| path.join(f).is_file())
 }

@@ -22,7 +22,10 @@ impl PointsApi {
 
 #[tonic::async_trait]
 impl PointsService for PointsApi {
-    async fn get_agent_points(&self, request: Request<pb::GetAgentPointsRequest>) -> Result<Response<pb::AgentPoints>, Status> {
+    async fn get_agent_points(
+        &self,
+        request: Request<pb::GetAgentPointsRequest>,
+    ) -> Result<Response<pb::AgentPoints>, Status> {
         let requested = request.get_ref().agent_id.trim().to_owned();
         let agent_id = if self.app.auth.has_agent_token(&request) {
             let caller = self.app.auth.agent(&request)?;
@@ -33,10 +36,15 @@ impl PointsService for PointsApi {
             }
             caller
         } else {
-            self.app.auth.require_scope(&request, &[Scope::Export, Scope::Admin])?;
+            self.app
+                .auth
+                .require_scope(&request, &[Scope::Export, Scope::Admin])?;
             let mut violations = FieldViolations::new();
             if requested.is_empty() {
-                violations.add("agent_id", "required with an API key: the agent whose points to read");
+                violations.add(
+                    "agent_id",
+                    "required with an API key: the agent whose points to read",
+                );
             }
             let id = violations.check("agent_id", AgentId::parse(&requested));
             violations.into_result()?;
@@ -68,6 +76,9 @@ impl PointsService for PointsApi {
                 bonus_fen: report.bonus_fen,
             })
             .collect();
-        Ok(Response::new(pb::AgentPoints { agent_id: agent_id.to_string(), months }))
+        Ok(Response::new(pb::AgentPoints {
+            agent_id: agent_id.to_string(),
+            months,
+        }))
     }
 }

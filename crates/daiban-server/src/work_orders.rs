@@ -33,18 +33,29 @@ impl WorkOrders {
         let directory = &self.app.directory;
         let mut violations = FieldViolations::new();
 
-        let request_text = text_field(&mut violations, "request_text", &req.request_text, true, MAX_REQUEST_TEXT);
+        let request_text = text_field(
+            &mut violations,
+            "request_text",
+            &req.request_text,
+            true,
+            MAX_REQUEST_TEXT,
+        );
 
         let matter = if req.matter_code.trim().is_empty() {
             None
         } else {
-            violations.check("matter_code", MatterCode::parse(&req.matter_code)).and_then(|code| {
-                let matter = directory.matter(&code).cloned();
-                if matter.is_none() {
-                    violations.add("matter_code", format!("unknown matter {code}; ListMatters returns the catalogue"));
-                }
-                matter
-            })
+            violations
+                .check("matter_code", MatterCode::parse(&req.matter_code))
+                .and_then(|code| {
+                    let matter = directory.matter(&code).cloned();
+                    if matter.is_none() {
+                        violations.add(
+                            "matter_code",
+                            format!("unknown matter {code}; ListMatters returns the catalogue"),
+                        );
+                    }
+                    matter
+                })
         };
 
         let applicant = match &req.applicant {
@@ -53,9 +64,18 @@ impl WorkOrders {
                 None
             }
             Some(applicant) => {
-                let name = text_field(&mut violations, "applicant.name", &applicant.name, true, MAX_NAME);
+                let name = text_field(
+                    &mut violations,
+                    "applicant.name",
+                    &applicant.name,
+                    true,
+                    MAX_NAME,
+                );
                 let phone = if applicant.phone.trim().is_empty() {
-                    violations.add("applicant.phone", "required: an 11-digit mainland mobile number");
+                    violations.add(
+                        "applicant.phone",
+                        "required: an 11-digit mainland mobile number",
+                    );
                     None
                 } else {
                     violations.check("applicant.phone", PhoneNumber::parse(&applicant.phone))
@@ -64,7 +84,10 @@ impl WorkOrders {
             }
         };
 
-        let channel = match pb::Channel::try_from(req.channel).ok().and_then(convert::channel_from_proto) {
+        let channel = match pb::Channel::try_from(req.channel)
+            .ok()
+            .and_then(convert::channel_from_proto)
+        {
             Some(channel) => Some(channel),
             None => {
                 violations.add("channel", "required: WEB_HALL, GOV_APP or WECHAT");
@@ -72,20 +95,34 @@ impl WorkOrders {
             }
         };
 
-        let request_id = text_field(&mut violations, "request_id", &req.request_id, false, MAX_REQUEST_ID);
+        let request_id = text_field(
+            &mut violations,
+            "request_id",
+            &req.request_id,
+            false,
+            MAX_REQUEST_ID,
+        );
         let address = text_field(&mut violations, "address", &req.address, false, MAX_ADDRESS);
 
         let county = if req.county_code.trim().is_empty() {
             None
         } else {
-            violations.check("county_code", CountyCode::parse(&req.county_code)).and_then(|county| {
-                if directory.counties().contains(&county) {
-                    Some(county)
-                } else {
-                    violations.add("county_code", format!("unknown county {county}; this service serves {}", counties_text(directory)));
-                    None
-                }
-            })
+            violations
+                .check("county_code", CountyCode::parse(&req.county_code))
+                .and_then(|county| {
+                    if directory.counties().contains(&county) {
+                        Some(county)
+                    } else {
+                        violations.add(
+                            "county_code",
+                            format!(
+                                "unknown county {county}; this service serves {}",
+                                counties_text(directory)
+                            ),
+                        );
+                        None
+                    }
+                })
         };
 
         let grid = if !req.grid_code.trim().is_empty() {
@@ -101,7 +138,10 @@ impl WorkOrders {
                 }
             })
         } else if address.is_empty() {
-            violations.add("grid_code", "give grid_code or address: the applicant's grid, or an address to resolve it from");
+            violations.add(
+                "grid_code",
+                "give grid_code or address: the applicant's grid, or an address to resolve it from",
+            );
             None
         } else {
             directory.resolve_address(&address, county.as_ref())
@@ -152,7 +192,12 @@ impl WorkOrders {
 }
 
 fn counties_text(directory: &daiban_domain::Directory) -> String {
-    directory.counties().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    directory
+        .counties()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn chrono_duration(duration: std::time::Duration) -> ChronoDuration {
@@ -162,7 +207,10 @@ pub fn chrono_duration(duration: std::time::Duration) -> ChronoDuration {
 #[tonic::async_trait]
 impl WorkOrderService for WorkOrders {
     #[instrument(skip_all, fields(request.id = %request.get_ref().request_id))]
-    async fn submit_request(&self, request: Request<pb::SubmitRequestRequest>) -> Result<Response<pb::WorkOrder>, Status> {
+    async fn submit_request(
+        &self,
+        request: Request<pb::SubmitRequestRequest>,
+    ) -> Result<Response<pb::WorkOrder>, Status> {
         self.app.auth.require_scope(&request, &[Scope::App])?;
         let new = self.validate_submit(request.get_ref())?;
         let submitted = self.app.store.submit(new).await.map_err(store_status)?;
@@ -180,46 +228,77 @@ impl WorkOrderService for WorkOrders {
                     offers.submitted(&order).await;
                 });
             }
-            Submitted::Existing(order) => debug!(order.id = %order.id, "retry returned the existing order"),
+            Submitted::Existing(order) => {
+                debug!(order.id = %order.id, "retry returned the existing order")
+            }
         }
-        Ok(Response::new(convert::work_order(submitted.order(), Viewer::Full)))
+        Ok(Response::new(convert::work_order(
+            submitted.order(),
+            Viewer::Full,
+        )))
     }
 
-    async fn get_work_order(&self, request: Request<pb::GetWorkOrderRequest>) -> Result<Response<pb::WorkOrder>, Status> {
-        self.app.auth.require_scope(&request, &[Scope::App, Scope::Admin])?;
+    async fn get_work_order(
+        &self,
+        request: Request<pb::GetWorkOrderRequest>,
+    ) -> Result<Response<pb::WorkOrder>, Status> {
+        self.app
+            .auth
+            .require_scope(&request, &[Scope::App, Scope::Admin])?;
         let id = order_id(&request.get_ref().order_id)?;
         let order = self.app.store.order(&id).await.map_err(store_status)?;
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }
 
     #[instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
-    async fn cancel_work_order(&self, request: Request<pb::CancelWorkOrderRequest>) -> Result<Response<pb::WorkOrder>, Status> {
+    async fn cancel_work_order(
+        &self,
+        request: Request<pb::CancelWorkOrderRequest>,
+    ) -> Result<Response<pb::WorkOrder>, Status> {
         self.app.auth.require_scope(&request, &[Scope::App])?;
         let req = request.get_ref();
         let id = order_id(&req.order_id)?;
         let mut violations = FieldViolations::new();
         let reason = text_field(&mut violations, "reason", &req.reason, false, MAX_REASON);
         violations.into_result()?;
-        let order = self.app.store.cancel(&id, &reason, Utc::now()).await.map_err(store_status)?;
+        let order = self
+            .app
+            .store
+            .cancel(&id, &reason, Utc::now())
+            .await
+            .map_err(store_status)?;
         info!(order.id = %order.id, "order cancelled");
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }
 
     #[instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
-    async fn rate_work_order(&self, request: Request<pb::RateWorkOrderRequest>) -> Result<Response<pb::WorkOrder>, Status> {
+    async fn rate_work_order(
+        &self,
+        request: Request<pb::RateWorkOrderRequest>,
+    ) -> Result<Response<pb::WorkOrder>, Status> {
         self.app.auth.require_scope(&request, &[Scope::App])?;
         let req = request.get_ref();
         let id = order_id(&req.order_id)?;
         let mut violations = FieldViolations::new();
-        let rating = pb::Rating::try_from(req.rating).ok().and_then(convert::rating_from_proto);
+        let rating = pb::Rating::try_from(req.rating)
+            .ok()
+            .and_then(convert::rating_from_proto);
         if rating.is_none() {
-            violations.add("rating", "required: VERY_SATISFIED, SATISFIED, AVERAGE or UNSATISFIED");
+            violations.add(
+                "rating",
+                "required: VERY_SATISFIED, SATISFIED, AVERAGE or UNSATISFIED",
+            );
         }
         let comment = text_field(&mut violations, "comment", &req.comment, false, MAX_COMMENT);
         violations.into_result()?;
         let rating = rating.expect("checked above");
 
-        let (order, settlement) = self.app.store.rate(&id, rating, &comment, Utc::now()).await.map_err(store_status)?;
+        let (order, settlement) = self
+            .app
+            .store
+            .rate(&id, rating, &comment, Utc::now())
+            .await
+            .map_err(store_status)?;
         info!(
             order.id = %order.id,
             agent.id = %settlement.agent,
@@ -230,8 +309,13 @@ impl WorkOrderService for WorkOrders {
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }
 
-    async fn list_matters(&self, request: Request<pb::ListMattersRequest>) -> Result<Response<pb::ListMattersResponse>, Status> {
-        self.app.auth.require_scope(&request, &[Scope::App, Scope::Admin])?;
+    async fn list_matters(
+        &self,
+        request: Request<pb::ListMattersRequest>,
+    ) -> Result<Response<pb::ListMattersResponse>, Status> {
+        self.app
+            .auth
+            .require_scope(&request, &[Scope::App, Scope::Admin])?;
         let matters = self.app.directory.matters().map(convert::matter).collect();
         Ok(Response::new(pb::ListMattersResponse { matters }))
     }

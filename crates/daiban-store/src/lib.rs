@@ -9,8 +9,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use daiban_domain::{
-    AgentId, Applicant, Channel, CountyCode, GridCode, Matter, MatterClass, OrderId, OrderState, Period, Rating,
-    WorkOrder, WorkResult,
+    AgentId, Applicant, Channel, CountyCode, GridCode, Matter, MatterClass, OrderId, OrderState,
+    Period, Rating, WorkOrder, WorkResult, claim_code_for, order_number,
 };
 
 pub mod conformance;
@@ -34,10 +34,60 @@ pub struct NewOrder {
     pub channel: Channel,
     pub create_time: DateTime<Utc>,
     /// End of the grid phase, or `None` to offer the order county-wide at
-    /// once (an unresolved address, or a grid without an active agent).
+    /// once (an unresolved address, or a grid without an active agent). An
+    /// order without a `grid` is offered county-wide at once regardless of
+    /// this field, because no grid's agents could claim it in a grid phase.
     pub grid_phase_until: Option<DateTime<Utc>>,
     /// When the order escalates if it is still unclaimed.
     pub escalate_at: DateTime<Utc>,
+}
+
+impl NewOrder {
+    /// Builds the order that `submit` stores, with the county sequence
+    /// number `sequence` and the sequence `daily_sequence` within its
+    /// creation day. Both stores build their orders here, so they agree on
+    /// every field.
+    pub(crate) fn into_order(self, sequence: u64, daily_sequence: u64) -> WorkOrder {
+        let (state, widen_time) = match (self.grid_phase_until, &self.grid) {
+            (Some(until), Some(_)) => (OrderState::OfferedToGrid, until),
+            _ => (OrderState::OfferedToCounty, self.create_time),
+        };
+        WorkOrder {
+            id: OrderId::new(self.county.clone(), sequence),
+            number: order_number(to_millis(self.create_time), daily_sequence),
+            state,
+            request_text: self.request_text,
+            request_id: self.request_id,
+            matter: self.matter,
+            county: self.county,
+            grid: self.grid,
+            address: self.address,
+            applicant: self.applicant,
+            channel: self.channel,
+            claim_code: claim_code_for(sequence),
+            agent: None,
+            create_time: to_millis(self.create_time),
+            widen_time: to_millis(widen_time),
+            widened: state == OrderState::OfferedToCounty,
+            escalated: false,
+            claim_time: None,
+            complete_time: None,
+            result: None,
+            rating: None,
+            rating_comment: String::new(),
+            rate_time: None,
+            points_tenths: None,
+            settle_time: None,
+            cancel_time: None,
+            cancel_reason: String::new(),
+            released_by: Vec::new(),
+        }
+    }
+}
+
+/// `time` without its sub-millisecond part: the precision both stores keep.
+pub fn to_millis(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
 }
 
 /// The result of `Store::submit`.
@@ -185,7 +235,9 @@ pub mod action {
 
 /// Order state of one or more counties.
 ///
-/// Times are passed in by the caller, so tests control the clock. Calls that
+/// Times are passed in by the caller, so tests control the clock, and are
+/// kept to the millisecond: an order a call returns equals the order read
+/// back later. Calls that
 /// take `limit` handle at most that many orders and return what they
 /// handled; calling again handles the rest.
 #[async_trait]
@@ -201,8 +253,9 @@ pub trait Store: Send + Sync + 'static {
     /// Fails with `ReservedForGrid` when the order is in its grid phase at
     /// `now` (by its `widen_time`, whether or not it has been widened) and
     /// `agent_grid` is another grid; with `AlreadyClaimed` when another
-    /// agent holds or held it; with `StateConflict` when it is cancelled.
-    /// A repeated claim by the holder returns the order unchanged.
+    /// agent holds or held it; with `StateConflict` when it is cancelled,
+    /// or completed by `agent` itself. A repeated claim by the holder of a
+    /// claimed order returns the order unchanged.
     async fn claim(
         &self,
         id: &OrderId,
@@ -237,7 +290,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<WorkOrder, StoreError>;
 
     /// Cancels an order that is offered or claimed.
-    async fn cancel(&self, id: &OrderId, reason: &str, now: DateTime<Utc>) -> Result<WorkOrder, StoreError>;
+    async fn cancel(
+        &self,
+        id: &OrderId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError>;
 
     /// Rates a completed order and settles its points by the rules of
     /// `daiban_domain::points_tenths`. A second rating fails with
@@ -254,8 +312,12 @@ pub trait Store: Send + Sync + 'static {
     /// Widens the county's orders whose grid phase ended by `now` and that
     /// nobody has claimed: each becomes `OfferedToCounty`. Each order is
     /// returned by exactly one call, whichever process makes it.
-    async fn widen_due(&self, county: &CountyCode, now: DateTime<Utc>, limit: usize)
-    -> Result<Vec<WorkOrder>, StoreError>;
+    async fn widen_due(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkOrder>, StoreError>;
 
     /// Marks escalated the county's orders still unclaimed at their
     /// escalation time. Each order is returned by exactly one call.
@@ -277,7 +339,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The earliest pending widening, escalation or settlement of the
     /// county, if any.
-    async fn next_deadline(&self, county: &CountyCode) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn next_deadline(&self, county: &CountyCode)
+    -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// The orders an agent of `grid` may grab at `now`: those reserved for
     /// `grid`, and those open to the whole county (including orders whose
@@ -291,7 +354,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<WorkOrder>, StoreError>;
 
     /// An agent's totals by month, newest month first.
-    async fn agent_points(&self, county: &CountyCode, agent: &AgentId) -> Result<Vec<MonthTotals>, StoreError>;
+    async fn agent_points(
+        &self,
+        county: &CountyCode,
+        agent: &AgentId,
+    ) -> Result<Vec<MonthTotals>, StoreError>;
 
     /// The county's latest `limit` events, oldest first.
     async fn events(&self, county: &CountyCode, limit: usize) -> Result<Vec<Event>, StoreError>;

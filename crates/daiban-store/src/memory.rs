@@ -7,11 +7,14 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use daiban_domain::{
-    AgentId, CountyCode, GridCode, Matter, MatterClass, OrderId, OrderState, Period, Rating, WorkOrder, WorkResult,
-    claim_code_for, order_day, order_number, points_tenths,
+    AgentId, CountyCode, GridCode, Matter, MatterClass, OrderId, OrderState, Period, Rating,
+    WorkOrder, WorkResult, order_day, points_tenths,
 };
 
-use crate::{Event, EventKind, MonthTotals, NewOrder, Settlement, Store, StoreError, Submitted, action};
+use crate::{
+    Event, EventKind, MonthTotals, NewOrder, Settlement, Store, StoreError, Submitted, action,
+    to_millis,
+};
 
 /// Events kept per county; older ones are dropped.
 const EVENT_LOG_LEN: usize = 100_000;
@@ -37,15 +40,28 @@ struct County {
 }
 
 impl County {
-    fn record(&mut self, order: &OrderId, kind: EventKind, agent: Option<&AgentId>, time: DateTime<Utc>) {
+    fn record(
+        &mut self,
+        order: &OrderId,
+        kind: EventKind,
+        agent: Option<&AgentId>,
+        time: DateTime<Utc>,
+    ) {
         if self.events.len() == EVENT_LOG_LEN {
             self.events.pop_front();
         }
-        self.events.push_back(Event { order: order.clone(), kind, agent: agent.cloned(), time });
+        self.events.push_back(Event {
+            order: order.clone(),
+            kind,
+            agent: agent.cloned(),
+            time,
+        });
     }
 
     fn order_mut(&mut self, id: &OrderId) -> Result<&mut WorkOrder, StoreError> {
-        self.orders.get_mut(&id.sequence()).ok_or_else(|| StoreError::OrderNotFound(id.clone()))
+        self.orders
+            .get_mut(&id.sequence())
+            .ok_or_else(|| StoreError::OrderNotFound(id.clone()))
     }
 
     fn unschedule(&mut self, order: &WorkOrder) {
@@ -54,7 +70,12 @@ impl County {
         self.escalate.retain(|&(_, s)| s != seq);
     }
 
-    fn settle(&mut self, seq: u64, rating: Option<Rating>, now: DateTime<Utc>) -> Option<Settlement> {
+    fn settle(
+        &mut self,
+        seq: u64,
+        rating: Option<Rating>,
+        now: DateTime<Utc>,
+    ) -> Option<Settlement> {
         let order = self.orders.get_mut(&seq)?;
         let agent = order.agent.clone()?;
         let class = order.matter_class()?;
@@ -74,10 +95,12 @@ impl County {
         self.settle.retain(|&(_, s)| s != seq);
 
         let months = self.points.entry(agent.clone()).or_default();
-        let totals = months.entry(settlement.period.month.clone()).or_insert_with(|| MonthTotals {
-            month: settlement.period.month.clone(),
-            ..MonthTotals::default()
-        });
+        let totals = months
+            .entry(settlement.period.month.clone())
+            .or_insert_with(|| MonthTotals {
+                month: settlement.period.month.clone(),
+                ..MonthTotals::default()
+            });
         match class {
             MatterClass::One => totals.class1_orders += 1,
             MatterClass::Two => totals.class2_orders += 1,
@@ -100,25 +123,40 @@ impl MemoryStore {
     }
 
     fn with_county<T>(&self, county: &CountyCode, f: impl FnOnce(&mut County) -> T) -> T {
-        let mut counties = self.counties.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counties = self
+            .counties
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(counties.entry(county.clone()).or_default())
     }
 }
 
 fn due(set: &BTreeSet<(i64, u64)>, now: DateTime<Utc>, limit: usize) -> Vec<(i64, u64)> {
     let now = now.timestamp_millis();
-    set.iter().take_while(|&&(at, _)| at <= now).take(limit).copied().collect()
+    set.iter()
+        .take_while(|&&(at, _)| at <= now)
+        .take(limit)
+        .copied()
+        .collect()
 }
 
 fn conflict(order: &WorkOrder, action: &'static str) -> StoreError {
-    StoreError::StateConflict { order: order.id.clone(), state: order.state, action }
+    StoreError::StateConflict {
+        order: order.id.clone(),
+        state: order.state,
+        action,
+    }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError> {
         self.with_county(&new.county.clone(), |county| {
-            if let Some(seq) = new.request_id.as_ref().and_then(|r| county.request_ids.get(r)) {
+            if let Some(seq) = new
+                .request_id
+                .as_ref()
+                .and_then(|r| county.request_ids.get(r))
+            {
                 return Ok(Submitted::Existing(county.orders[seq].clone()));
             }
             county.sequence += 1;
@@ -126,47 +164,19 @@ impl Store for MemoryStore {
             let daily = county.daily.entry(order_day(new.create_time)).or_default();
             *daily += 1;
 
-            let id = OrderId::new(new.county.clone(), seq);
-            let (state, widen_time) = match new.grid_phase_until {
-                Some(until) => (OrderState::OfferedToGrid, until),
-                None => (OrderState::OfferedToCounty, new.create_time),
-            };
-            let order = WorkOrder {
-                id: id.clone(),
-                number: order_number(new.create_time, *daily),
-                state,
-                request_text: new.request_text,
-                request_id: new.request_id.clone(),
-                matter: new.matter,
-                county: new.county,
-                grid: new.grid,
-                address: new.address,
-                applicant: new.applicant,
-                channel: new.channel,
-                claim_code: claim_code_for(seq),
-                agent: None,
-                create_time: new.create_time,
-                widen_time,
-                widened: state == OrderState::OfferedToCounty,
-                escalated: false,
-                claim_time: None,
-                complete_time: None,
-                result: None,
-                rating: None,
-                rating_comment: String::new(),
-                rate_time: None,
-                points_tenths: None,
-                settle_time: None,
-                cancel_time: None,
-                cancel_reason: String::new(),
-                released_by: Vec::new(),
-            };
-            if state == OrderState::OfferedToGrid {
-                county.widen.insert((widen_time.timestamp_millis(), seq));
+            let escalate_at = new.escalate_at;
+            let order = new.into_order(seq, *daily);
+            let id = order.id.clone();
+            if order.state == OrderState::OfferedToGrid {
+                county
+                    .widen
+                    .insert((order.widen_time.timestamp_millis(), seq));
             }
-            county.escalate.insert((new.escalate_at.timestamp_millis(), seq));
-            if let Some(request_id) = new.request_id {
-                county.request_ids.insert(request_id, seq);
+            county
+                .escalate
+                .insert((escalate_at.timestamp_millis(), seq));
+            if let Some(request_id) = &order.request_id {
+                county.request_ids.insert(request_id.clone(), seq);
             }
             county.orders.insert(seq, order.clone());
             county.record(&id, EventKind::Submitted, None, order.create_time);
@@ -175,7 +185,9 @@ impl Store for MemoryStore {
     }
 
     async fn order(&self, id: &OrderId) -> Result<WorkOrder, StoreError> {
-        self.with_county(id.county(), |county| county.order_mut(id).map(|o| o.clone()))
+        self.with_county(id.county(), |county| {
+            county.order_mut(id).map(|o| o.clone())
+        })
     }
 
     async fn claim(
@@ -185,15 +197,18 @@ impl Store for MemoryStore {
         agent_grid: &GridCode,
         now: DateTime<Utc>,
     ) -> Result<WorkOrder, StoreError> {
+        let now = to_millis(now);
         self.with_county(id.county(), |county| {
             let order = county.order_mut(id)?;
             match order.state {
                 OrderState::OfferedToGrid | OrderState::OfferedToCounty => {}
                 OrderState::Cancelled => return Err(conflict(order, action::CLAIMED)),
-                _ if order.agent.as_ref() == Some(agent) && order.state == OrderState::Claimed => {
-                    return Ok(order.clone());
+                _ if order.agent.as_ref() != Some(agent) => {
+                    return Err(StoreError::AlreadyClaimed { order: id.clone() });
                 }
-                _ => return Err(StoreError::AlreadyClaimed { order: id.clone() }),
+                OrderState::Claimed => return Ok(order.clone()),
+                // The holder itself completed the order, so no other agent claimed it.
+                _ => return Err(conflict(order, action::CLAIMED)),
             }
             if order.reserved_for_grid(now) && order.grid.as_ref() != Some(agent_grid) {
                 return Err(StoreError::ReservedForGrid {
@@ -220,13 +235,17 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
         escalate_at: DateTime<Utc>,
     ) -> Result<WorkOrder, StoreError> {
+        let now = to_millis(now);
         self.with_county(id.county(), |county| {
             let order = county.order_mut(id)?;
             if order.state != OrderState::Claimed {
                 return Err(conflict(order, action::RELEASED));
             }
             if order.agent.as_ref() != Some(agent) {
-                return Err(StoreError::NotHolder { order: id.clone(), agent: agent.clone() });
+                return Err(StoreError::NotHolder {
+                    order: id.clone(),
+                    agent: agent.clone(),
+                });
             }
             order.state = OrderState::OfferedToCounty;
             order.widened = true;
@@ -237,7 +256,9 @@ impl Store for MemoryStore {
             }
             let order = order.clone();
             if !order.escalated {
-                county.escalate.insert((escalate_at.timestamp_millis(), id.sequence()));
+                county
+                    .escalate
+                    .insert((escalate_at.timestamp_millis(), id.sequence()));
             }
             county.record(id, EventKind::Released, Some(agent), now);
             Ok(order)
@@ -253,13 +274,17 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
         settle_at: DateTime<Utc>,
     ) -> Result<WorkOrder, StoreError> {
+        let now = to_millis(now);
         self.with_county(id.county(), |county| {
             let order = county.order_mut(id)?;
             if order.state != OrderState::Claimed {
                 return Err(conflict(order, action::COMPLETED));
             }
             if order.agent.as_ref() != Some(agent) {
-                return Err(StoreError::NotHolder { order: id.clone(), agent: agent.clone() });
+                return Err(StoreError::NotHolder {
+                    order: id.clone(),
+                    agent: agent.clone(),
+                });
             }
             if order.matter.is_none() {
                 order.matter = matter;
@@ -274,13 +299,21 @@ impl Store for MemoryStore {
             order.complete_time = Some(now);
             order.result = Some(result);
             let order = order.clone();
-            county.settle.insert((settle_at.timestamp_millis(), id.sequence()));
+            county
+                .settle
+                .insert((settle_at.timestamp_millis(), id.sequence()));
             county.record(id, EventKind::Completed, Some(agent), now);
             Ok(order)
         })
     }
 
-    async fn cancel(&self, id: &OrderId, reason: &str, now: DateTime<Utc>) -> Result<WorkOrder, StoreError> {
+    async fn cancel(
+        &self,
+        id: &OrderId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError> {
+        let now = to_millis(now);
         self.with_county(id.county(), |county| {
             let order = county.order_mut(id)?;
             if !matches!(
@@ -306,6 +339,7 @@ impl Store for MemoryStore {
         comment: &str,
         now: DateTime<Utc>,
     ) -> Result<(WorkOrder, Settlement), StoreError> {
+        let now = to_millis(now);
         self.with_county(id.county(), |county| {
             let order = county.order_mut(id)?;
             if order.rating.is_some() {
@@ -318,10 +352,12 @@ impl Store for MemoryStore {
             order.rating_comment = comment.to_owned();
             order.rate_time = Some(now);
             county.record(id, EventKind::Rated, None, now);
-            let settlement = county.settle(id.sequence(), Some(rating), now).ok_or_else(|| StoreError::Corrupt {
-                order: id.to_string(),
-                reason: "completed without an agent or matter".into(),
-            })?;
+            let settlement = county
+                .settle(id.sequence(), Some(rating), now)
+                .ok_or_else(|| StoreError::Corrupt {
+                    order: id.to_string(),
+                    reason: "completed without an agent or matter".into(),
+                })?;
             Ok((county.orders[&id.sequence()].clone(), settlement))
         })
     }
@@ -332,11 +368,14 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<WorkOrder>, StoreError> {
+        let now = to_millis(now);
         self.with_county(county, |county| {
             let mut widened = Vec::new();
             for entry in due(&county.widen, now, limit) {
                 county.widen.remove(&entry);
-                let Some(order) = county.orders.get_mut(&entry.1) else { continue };
+                let Some(order) = county.orders.get_mut(&entry.1) else {
+                    continue;
+                };
                 if order.state != OrderState::OfferedToGrid {
                     continue;
                 }
@@ -356,11 +395,14 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<WorkOrder>, StoreError> {
+        let now = to_millis(now);
         self.with_county(county, |county| {
             let mut escalated = Vec::new();
             for entry in due(&county.escalate, now, limit) {
                 county.escalate.remove(&entry);
-                let Some(order) = county.orders.get_mut(&entry.1) else { continue };
+                let Some(order) = county.orders.get_mut(&entry.1) else {
+                    continue;
+                };
                 if !order.state.is_open() || order.escalated {
                     continue;
                 }
@@ -379,6 +421,7 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Settlement>, StoreError> {
+        let now = to_millis(now);
         self.with_county(county, |county| {
             let mut settled = Vec::new();
             for entry in due(&county.settle, now, limit) {
@@ -395,7 +438,10 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn next_deadline(&self, county: &CountyCode) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_deadline(
+        &self,
+        county: &CountyCode,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.with_county(county, |county| {
             let first = [&county.widen, &county.escalate, &county.settle]
                 .iter()
@@ -412,6 +458,7 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<WorkOrder>, StoreError> {
+        let now = to_millis(now);
         self.with_county(county, |county| {
             Ok(county
                 .orders
@@ -424,7 +471,11 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn agent_points(&self, county: &CountyCode, agent: &AgentId) -> Result<Vec<MonthTotals>, StoreError> {
+    async fn agent_points(
+        &self,
+        county: &CountyCode,
+        agent: &AgentId,
+    ) -> Result<Vec<MonthTotals>, StoreError> {
         self.with_county(county, |county| {
             Ok(county
                 .points
@@ -443,5 +494,15 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_conforms() {
+        crate::conformance::run_all(&MemoryStore::new()).await;
     }
 }

@@ -26,13 +26,20 @@ impl ClientArgs {
     /// seconds.
     pub async fn channel(&self) -> Result<Channel> {
         let endpoint = Endpoint::from_shared(self.server.clone())
-            .with_context(|| format!("--server: {:?} is not a URL such as http://127.0.0.1:50051", self.server))?
+            .with_context(|| {
+                format!(
+                    "--server: {:?} is not a URL such as http://127.0.0.1:50051",
+                    self.server
+                )
+            })?
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true);
-        endpoint
-            .connect()
-            .await
-            .with_context(|| format!("failed to connect to {}; is `daiban serve` running there?", self.server))
+        endpoint.connect().await.with_context(|| {
+            format!(
+                "failed to connect to {}; is `daiban serve` running there?",
+                self.server
+            )
+        })
     }
 
     /// The API key for calls that need `scope`, if any is configured.
@@ -64,10 +71,10 @@ pub fn token_signer() -> Auth {
 /// Wraps `message` in a request carrying `credential` as a bearer token.
 pub fn authorized<T>(message: T, credential: Option<&str>) -> Request<T> {
     let mut request = Request::new(message);
-    if let Some(credential) = credential {
-        if let Ok(value) = format!("Bearer {credential}").parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
+    if let Some(credential) = credential
+        && let Ok(value) = format!("Bearer {credential}").parse()
+    {
+        request.metadata_mut().insert("authorization", value);
     }
     request
 }

@@ -13,7 +13,11 @@ use daiban_server::{Auth, Service, Settings, load_directory};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "daiban", version, about = "Grab-order dispatch for a county's \"we handle it for you\" service")]
+#[command(
+    name = "daiban",
+    version,
+    about = "Grab-order dispatch for a county's \"we handle it for you\" service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,13 +56,15 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve => {
             init_logging();
-            let runtime = tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
             runtime.block_on(serve())
         }
         Command::Token(TokenCommand::Agent(args)) => print_agent_token(&args),
         Command::Replay(args) => {
             init_logging();
-            let runtime = tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
             runtime.block_on(replay::run(args))
         }
     }
@@ -66,7 +72,10 @@ fn main() -> Result<()> {
 
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 async fn serve() -> Result<()> {
@@ -81,14 +90,15 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; stop with Ctrl-C");
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for SIGTERM; stop with Ctrl-C");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -102,7 +112,8 @@ async fn shutdown_signal() {
 
 fn print_agent_token(args: &AgentTokenArgs) -> Result<()> {
     let settings = Settings::from_env()?;
-    let agent_id = AgentId::parse(&args.agent_id).map_err(|err| anyhow::anyhow!("agent id: {err}"))?;
+    let agent_id =
+        AgentId::parse(&args.agent_id).map_err(|err| anyhow::anyhow!("agent id: {err}"))?;
     let directory = load_directory(&settings.directory)?;
     let Some(agent) = directory.agent(&agent_id) else {
         bail!("agent {agent_id} is not in the directory; `daiban serve` would reject its token");
@@ -112,7 +123,9 @@ fn print_agent_token(args: &AgentTokenArgs) -> Result<()> {
     }
     let auth = Auth::new(&settings.credentials);
     if auth.is_development() {
-        eprintln!("note: DAIBAN_TOKEN_SECRET is unset, so this token is signed with the development secret");
+        eprintln!(
+            "note: DAIBAN_TOKEN_SECRET is unset, so this token is signed with the development secret"
+        );
     }
     println!("{}", auth.mint(&agent_id, args.ttl));
     Ok(())

@@ -175,13 +175,19 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
 }
 
 fn read_rows(path: &PathBuf) -> Result<Vec<(i64, Row)>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("failed to open {}", path.display()))?;
+    let mut reader = csv::Reader::from_path(path)
+        .with_context(|| format!("failed to open {}", path.display()))?;
     let mut rows = Vec::new();
     for (index, record) in reader.deserialize::<Row>().enumerate() {
         let line = index + 2;
         let row = record.with_context(|| format!("{} line {line}", path.display()))?;
-        let time = DateTime::parse_from_rfc3339(&row.submit_time)
-            .with_context(|| format!("{} line {line}: submit_time {:?} is not RFC 3339", path.display(), row.submit_time))?;
+        let time = DateTime::parse_from_rfc3339(&row.submit_time).with_context(|| {
+            format!(
+                "{} line {line}: submit_time {:?} is not RFC 3339",
+                path.display(),
+                row.submit_time
+            )
+        })?;
         rows.push((time.timestamp_millis(), row));
     }
     rows.sort_by_key(|(time, _)| *time);
@@ -192,7 +198,10 @@ async fn load_replay(args: &ReplayArgs, channel: Channel) -> Result<Replay> {
     let mut directory = DirectoryServiceClient::new(channel.clone());
     let admin_key = args.client.key_for(Scope::Admin);
     let listed = directory
-        .list_agents(authorized(pb::ListAgentsRequest::default(), admin_key.as_deref()))
+        .list_agents(authorized(
+            pb::ListAgentsRequest::default(),
+            admin_key.as_deref(),
+        ))
         .await
         .context("failed to list agents (DirectoryService.ListAgents needs an admin key)")?
         .into_inner();
@@ -201,8 +210,12 @@ async fn load_replay(args: &ReplayArgs, channel: Channel) -> Result<Replay> {
     let mut tokens = Vec::new();
     let mut by_grid: HashMap<String, Vec<usize>> = HashMap::new();
     for agent in listed.agents.into_iter().filter(|a| a.active) {
-        let id = daiban_domain::AgentId::parse(&agent.agent_id).map_err(|err| anyhow::anyhow!("{err}"))?;
-        by_grid.entry(agent.grid_code).or_default().push(tokens.len());
+        let id = daiban_domain::AgentId::parse(&agent.agent_id)
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        by_grid
+            .entry(agent.grid_code)
+            .or_default()
+            .push(tokens.len());
         tokens.push(signer.mint(&id, Duration::from_secs(24 * 3600)));
     }
     if tokens.is_empty() {
@@ -240,7 +253,12 @@ impl Replay {
 
     fn error(&self, status: &Status) {
         let code = format!("{:?}", status.code());
-        if self.summary.lock().map(|s| !s.errors.contains_key(&code)).unwrap_or(false) {
+        if self
+            .summary
+            .lock()
+            .map(|s| !s.errors.contains_key(&code))
+            .unwrap_or(false)
+        {
             eprintln!("unexpected error {code}: {}", status.message());
         }
         self.count(|s| *s.errors.entry(code).or_default() += 1);
@@ -258,10 +276,18 @@ impl Replay {
 
 /// Submits one row and, for a new order, plays its life. Returns the id of
 /// a newly created order.
-async fn play(context: &Replay, seen: &Mutex<HashSet<String>>, row: Row, mut rng: SmallRng) -> Option<String> {
+async fn play(
+    context: &Replay,
+    seen: &Mutex<HashSet<String>>,
+    row: Row,
+    mut rng: SmallRng,
+) -> Option<String> {
     context.count(|s| s.rows += 1);
     let order = submit(context, row).await?;
-    let new = seen.lock().map(|mut seen| seen.insert(order.order_id.clone())).unwrap_or(false);
+    let new = seen
+        .lock()
+        .map(|mut seen| seen.insert(order.order_id.clone()))
+        .unwrap_or(false);
     if !new {
         context.count(|s| s.retries_absorbed += 1);
         return None;
@@ -293,7 +319,10 @@ async fn submit(context: &Replay, row: Row) -> Option<pb::WorkOrder> {
     let request = pb::SubmitRequestRequest {
         request_text: row.request_text,
         matter_code: row.matter_code,
-        applicant: Some(pb::Applicant { name: row.applicant_name, phone: row.applicant_phone }),
+        applicant: Some(pb::Applicant {
+            name: row.applicant_name,
+            phone: row.applicant_phone,
+        }),
         grid_code: row.grid_code,
         address: row.address,
         channel: channel as i32,
@@ -309,7 +338,11 @@ async fn submit(context: &Replay, row: Row) -> Option<pb::WorkOrder> {
                 sleep(Duration::from_millis(200 << attempt)).await;
             }
             Err(status) if status.code() == Code::InvalidArgument => {
-                eprintln!("request {} rejected: {}", request.request_id, status.message());
+                eprintln!(
+                    "request {} rejected: {}",
+                    request.request_id,
+                    status.message()
+                );
                 context.count(|s| s.rejected += 1);
                 return None;
             }
@@ -326,12 +359,24 @@ async fn submit(context: &Replay, row: Row) -> Option<pb::WorkOrder> {
 async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
     let phase = timestamp_ms(&order.widen_time) - timestamp_ms(&order.create_time);
     let phase = Duration::from_millis(phase.max(0) as u64);
-    let grid_agents = context.by_grid.get(&order.grid_code).cloned().unwrap_or_default();
+    let grid_agents = context
+        .by_grid
+        .get(&order.grid_code)
+        .cloned()
+        .unwrap_or_default();
 
     if rng.random_bool(0.01) {
         sleep(phase.mul_f64(rng.random_range(0.0..0.5))).await;
-        let request = pb::CancelWorkOrderRequest { order_id: order.order_id.clone(), reason: "申请人已自行办理".into() };
-        match context.work_orders.clone().cancel_work_order(context.app(request)).await {
+        let request = pb::CancelWorkOrderRequest {
+            order_id: order.order_id.clone(),
+            reason: "申请人已自行办理".into(),
+        };
+        match context
+            .work_orders
+            .clone()
+            .cancel_work_order(context.app(request))
+            .await
+        {
             Ok(cancelled) => context.count(|s| {
                 s.cancelled += 1;
                 match (phase.is_zero(), cancelled.get_ref().widened) {
@@ -366,7 +411,9 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
             context.count(|s| s.unclaimed += 1);
             return;
         }
-        let pause = phase.max(Duration::from_millis(100)).mul_f64(rng.random_range(0.0..0.3));
+        let pause = phase
+            .max(Duration::from_millis(100))
+            .mul_f64(rng.random_range(0.0..0.3));
         sleep(pause).await;
         let everyone: Vec<usize> = (0..context.tokens.len()).collect();
         let count = rng.random_range(1..=3);
@@ -387,8 +434,16 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
 
     if rng.random_bool(0.03) {
         sleep(context.simulated(rng.random_range(5.0..60.0))).await;
-        let request = pb::ReleaseWorkOrderRequest { order_id: order.order_id.clone(), reason: "临时有事，无法办理".into() };
-        if let Err(status) = context.agents_api.clone().release_work_order(agent_request(context, agent, request)).await {
+        let request = pb::ReleaseWorkOrderRequest {
+            order_id: order.order_id.clone(),
+            reason: "临时有事，无法办理".into(),
+        };
+        if let Err(status) = context
+            .agents_api
+            .clone()
+            .release_work_order(agent_request(context, agent, request))
+            .await
+        {
             context.error(&status);
             return;
         }
@@ -413,7 +468,12 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
         result_reference: String::new(),
         matter_code,
     };
-    if let Err(status) = context.agents_api.clone().complete_work_order(agent_request(context, agent, request)).await {
+    if let Err(status) = context
+        .agents_api
+        .clone()
+        .complete_work_order(agent_request(context, agent, request))
+        .await
+    {
         context.error(&status);
         return;
     }
@@ -426,12 +486,23 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
             80..92 => pb::Rating::Average,
             _ => pb::Rating::Unsatisfied,
         };
-        let request = pb::RateWorkOrderRequest { order_id: order.order_id, rating: rating as i32, comment: String::new() };
-        match context.work_orders.clone().rate_work_order(context.app(request)).await {
+        let request = pb::RateWorkOrderRequest {
+            order_id: order.order_id,
+            rating: rating as i32,
+            comment: String::new(),
+        };
+        match context
+            .work_orders
+            .clone()
+            .rate_work_order(context.app(request))
+            .await
+        {
             Ok(_) => {}
             // The service's rating window passed first and settled the
             // order unrated.
-            Err(status) if status.code() == Code::FailedPrecondition => context.count(|s| s.rated_too_late += 1),
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                context.count(|s| s.rated_too_late += 1)
+            }
             Err(status) => context.error(&status),
         }
     }
@@ -443,15 +514,25 @@ async fn race(context: &Replay, order_id: &str, racers: &[usize]) -> Option<(usi
     let mut claims = JoinSet::new();
     for &agent in racers {
         let mut client = context.agents_api.clone();
-        let request = agent_request(context, agent, pb::ClaimWorkOrderRequest { order_id: order_id.to_owned() });
+        let request = agent_request(
+            context,
+            agent,
+            pb::ClaimWorkOrderRequest {
+                order_id: order_id.to_owned(),
+            },
+        );
         claims.spawn(async move { (agent, client.claim_work_order(request).await) });
     }
     let mut winner = None;
     while let Some(joined) = claims.join_next().await {
-        let Ok((agent, result)) = joined else { continue };
+        let Ok((agent, result)) = joined else {
+            continue;
+        };
         match result {
             Ok(order) => winner = Some((agent, order.into_inner().widened)),
-            Err(status) if status.code() == Code::FailedPrecondition => context.count(|s| s.lost_races += 1),
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                context.count(|s| s.lost_races += 1)
+            }
             Err(status) => context.error(&status),
         }
     }
@@ -465,7 +546,9 @@ async fn wait_widened(context: &Replay, order_id: &str, phase: Duration) -> bool
     let interval = (phase / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
     let mut client = context.work_orders.clone();
     while Instant::now() < deadline {
-        let request = pb::GetWorkOrderRequest { order_id: order_id.to_owned() };
+        let request = pb::GetWorkOrderRequest {
+            order_id: order_id.to_owned(),
+        };
         match client.get_work_order(context.app(request)).await {
             Ok(order) if order.get_ref().widened => return true,
             Ok(_) => {}
@@ -476,7 +559,9 @@ async fn wait_widened(context: &Replay, order_id: &str, phase: Duration) -> bool
         }
         sleep(interval).await;
     }
-    context.error(&Status::deadline_exceeded(format!("order {order_id} was not widened in time")));
+    context.error(&Status::deadline_exceeded(format!(
+        "order {order_id} was not widened in time"
+    )));
     false
 }
 
@@ -493,7 +578,9 @@ async fn tally_final_states(context: &Replay, order_ids: &[String]) -> Tally {
     let mut tally = Tally::default();
     let mut client = context.work_orders.clone();
     for order_id in order_ids {
-        let request = pb::GetWorkOrderRequest { order_id: order_id.clone() };
+        let request = pb::GetWorkOrderRequest {
+            order_id: order_id.clone(),
+        };
         let order = match client.get_work_order(context.app(request)).await {
             Ok(order) => order.into_inner(),
             Err(status) => {
@@ -502,7 +589,10 @@ async fn tally_final_states(context: &Replay, order_ids: &[String]) -> Tally {
             }
         };
         let state = pb::WorkOrderState::try_from(order.state).unwrap_or_default();
-        if matches!(state, pb::WorkOrderState::Completed | pb::WorkOrderState::Settled) {
+        if matches!(
+            state,
+            pb::WorkOrderState::Completed | pb::WorkOrderState::Settled
+        ) {
             tally.completed += 1;
         }
         if order.rating != pb::Rating::Unspecified as i32 {
@@ -532,13 +622,16 @@ fn pick(rng: &mut SmallRng, from: &[usize], count: usize) -> Vec<usize> {
 }
 
 fn timestamp_ms(time: &Option<prost_types::Timestamp>) -> i64 {
-    time.as_ref().map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+    time.as_ref()
+        .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
 }
 
 /// FNV-1a, so each order's choices depend on its request id and not on the
 /// order tasks happen to run in.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn print_table(summary: &Summary, elapsed: Duration) {
@@ -549,14 +642,29 @@ fn print_table(summary: &Summary, elapsed: Duration) {
         ("retries absorbed", summary.retries_absorbed.to_string()),
         ("rejected", summary.rejected.to_string()),
         ("offered to grid first", summary.offered_to_grid.to_string()),
-        ("offered to county at once", summary.offered_to_county_at_once.to_string()),
-        ("  of which unresolved address", summary.unresolved_address.to_string()),
-        ("claimed in grid phase", summary.claimed_in_grid_phase.to_string()),
+        (
+            "offered to county at once",
+            summary.offered_to_county_at_once.to_string(),
+        ),
+        (
+            "  of which unresolved address",
+            summary.unresolved_address.to_string(),
+        ),
+        (
+            "claimed in grid phase",
+            summary.claimed_in_grid_phase.to_string(),
+        ),
         ("widened", summary.widened.to_string()),
-        ("claimed after widening", summary.claimed_after_widening.to_string()),
+        (
+            "claimed after widening",
+            summary.claimed_after_widening.to_string(),
+        ),
         ("unclaimed", summary.unclaimed.to_string()),
         ("cancelled", summary.cancelled.to_string()),
-        ("  of which in grid phase", summary.cancelled_in_grid_phase.to_string()),
+        (
+            "  of which in grid phase",
+            summary.cancelled_in_grid_phase.to_string(),
+        ),
         ("grabs lost in races", summary.lost_races.to_string()),
         ("released", summary.released.to_string()),
         ("completed", summary.completed.to_string()),
@@ -565,7 +673,11 @@ fn print_table(summary: &Summary, elapsed: Duration) {
         ("points settled (orders)", summary.settled.to_string()),
         (
             "points settled",
-            format!("{}.{}", summary.points_settled_tenths / 10, summary.points_settled_tenths % 10),
+            format!(
+                "{}.{}",
+                summary.points_settled_tenths / 10,
+                summary.points_settled_tenths % 10
+            ),
         ),
     ];
     for (label, value) in rows {
@@ -574,5 +686,9 @@ fn print_table(summary: &Summary, elapsed: Duration) {
     for (code, count) in &summary.errors {
         println!("{:<32}{count:>10}", format!("errors {code}"));
     }
-    println!("{:<32}{:>10}", "elapsed", humantime::format_duration(Duration::from_millis(elapsed.as_millis() as u64)).to_string());
+    println!(
+        "{:<32}{:>10}",
+        "elapsed",
+        humantime::format_duration(Duration::from_millis(elapsed.as_millis() as u64)).to_string()
+    );
 }

@@ -1,1 +1,0 @@
-//! Placeholder: the conformance suite is being written.

@@ -1,0 +1,119 @@
+//! Connecting to Redis: the pool, its timeouts and the start-up check.
+
+use std::time::Duration;
+
+use deadpool_redis::{Manager, Pool, Runtime};
+use redis::AsyncConnectionConfig;
+
+use super::RedisStore;
+use crate::Store;
+
+/// Maximum time to open one connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Maximum wait for one command's reply. A script handles at most one
+/// batch of orders, which takes milliseconds.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Maximum wait for a free connection of the pool.
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why `RedisStore::connect` failed. Each message shows the url with its
+/// password replaced by `***`.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisStoreError {
+    #[error("invalid redis url {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot build the redis connection pool for {url}: {reason}")]
+    Pool { url: String, reason: String },
+    #[error("cannot reach redis at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url`, such as `redis://127.0.0.1:6379/0`,
+    /// and checks that it replies to PING, so a wrong url fails at start-up.
+    pub async fn connect(url: &str) -> Result<Self, RedisStoreError> {
+        let redacted = redact_url(url);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let manager =
+            Manager::new_with_config(url, config).map_err(|err| RedisStoreError::InvalidUrl {
+                url: redacted.clone(),
+                reason: err.to_string(),
+            })?;
+        let pool = Pool::builder(manager)
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(RESPONSE_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|err| RedisStoreError::Pool {
+                url: redacted.clone(),
+                reason: err.to_string(),
+            })?;
+
+        let store = Self::from_pool(pool);
+        store
+            .ping()
+            .await
+            .map_err(|err| RedisStoreError::Unreachable {
+                url: redacted.clone(),
+                reason: err.to_string(),
+            })?;
+        tracing::info!(redis.url = %redacted, "connected to redis");
+        Ok(store)
+    }
+
+    /// Wraps a pool that the caller built, without checking the server.
+    pub fn from_pool(pool: Pool) -> Self {
+        Self { pool }
+    }
+}
+
+/// Returns `url` with any password replaced by `***`, for messages and
+/// logs.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The last `@` before any query ends the user info, even when an
+    // unescaped `/` or `@` sits in the password.
+    let query_start = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (before_query, query) = rest.split_at(query_start);
+    let Some((user_info, host_and_path)) = before_query.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    // `redis://secret@host` names a user, but people write passwords there
+    // too, so user info without a colon is hidden whole.
+    let user_info = match user_info.split_once(':') {
+        Some((user, _password)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{user_info}@{host_and_path}{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_passwords() {
+        let cases = [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://:s3cret@host:6379", "redis://:***@host:6379"),
+            ("redis://user:s3cret@host/2", "redis://user:***@host/2"),
+            ("rediss://s3cret@host", "rediss://***@host"),
+            ("redis://u:p@ss@host/0", "redis://u:***@host/0"),
+            (
+                "redis://:pa/ss@host/0?protocol=resp3",
+                "redis://:***@host/0?protocol=resp3",
+            ),
+            ("not a url", "not a url"),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_url(url), redacted, "{url}");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+-- Cancels an order that is offered or claimed.
+--
+-- KEYS[1]: the order's hash.
+-- ARGV[2]: sequence number; ARGV[3]: reason; ARGV[4]: now.
+--
+-- Returns {'ok', fields of the order} or a failure.
+local key, seq, reason, now = KEYS[1], ARGV[2], ARGV[3], ARGV[4]
+
+local state, failure = state_of(key)
+if failure then
+  return failure
+end
+if not is_open(state) and state ~= 'claimed' then
+  return {'err', 'conflict', state}
+end
+
+unschedule(key, seq)
+redis.call('HSET', key, 'state', 'cancelled', 'cancel_time', now, 'cancel_reason', reason)
+record(seq, 'cancelled', '', now)
+return {'ok', redis.call('HGETALL', key)}

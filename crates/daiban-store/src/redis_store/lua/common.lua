@@ -1,0 +1,103 @@
+-- Helpers that every script of the Redis store starts with.
+--
+-- ARGV[1] of every script is the county's key prefix, such as
+-- `daiban:{431127}:`. KEYS[1] is the script's main key, and the script
+-- derives the other keys it touches from the prefix, so they all carry the
+-- county's hash tag. Times are integer milliseconds since the epoch, passed
+-- as strings and stored as given, so no script formats a number.
+--
+-- The failures that the scripts check for are returned as values instead
+-- of raised, so the Rust side can map them: {'err', 'not_found'}, {'err', 'already_claimed'},
+-- {'err', 'reserved', grid, until}, {'err', 'conflict', state},
+-- {'err', 'already_rated'}, {'err', 'not_holder'}, {'err', 'no_matter'} and
+-- {'err', 'corrupt', reason}. Every check runs before the first write,
+-- because Redis does not roll back the writes of a script that fails.
+
+local prefix = ARGV[1]
+
+-- Entries kept in a county's event stream; XADD trims older ones in whole
+-- stream nodes, so a few more may remain.
+local EVENTS_MAXLEN = '100000'
+
+local function order_key(seq)
+  return prefix .. 'order:' .. seq
+end
+
+local function open_grid_key(grid)
+  return prefix .. 'open:grid:' .. grid
+end
+
+local function is_open(state)
+  return state == 'offered_to_grid' or state == 'offered_to_county'
+end
+
+-- Appends an event to the county's stream. `agent` is '' when no agent
+-- acted.
+local function record(seq, kind, agent, time)
+  redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+    'order', seq, 'kind', kind, 'agent', agent, 'time', time)
+end
+
+-- Returns the state of the order at `key`, or nil and the failure to return
+-- when the order does not exist or has no state.
+local function state_of(key)
+  local state = redis.call('HGET', key, 'state')
+  if state then
+    return state, nil
+  end
+  if redis.call('EXISTS', key) == 1 then
+    return nil, {'err', 'corrupt', 'missing field state'}
+  end
+  return nil, {'err', 'not_found'}
+end
+
+-- Takes an order off the open sets and the widening and escalation
+-- schedules, once no agent can claim it any more.
+local function unschedule(key, seq)
+  local grid = redis.call('HGET', key, 'grid')
+  if grid then
+    redis.call('ZREM', open_grid_key(grid), seq)
+  end
+  redis.call('ZREM', prefix .. 'open:county', seq)
+  redis.call('ZREM', prefix .. 'widen', seq)
+  redis.call('ZREM', prefix .. 'escalate', seq)
+end
+
+-- Returns the agent, matter class and points of a completed order about to
+-- settle, or nil when the order lacks an agent or a known class.
+-- `points_by_class` maps the class ('1' or '2') to the points in tenths
+-- that the Rust side computed by the domain rules.
+local function settlement_of(key, points_by_class)
+  local agent = redis.call('HGET', key, 'agent')
+  local class = redis.call('HGET', key, 'matter_class')
+  if not agent or not class or not points_by_class[class] then
+    return nil
+  end
+  return agent, class, points_by_class[class]
+end
+
+-- Settles a completed order: its state and points, a ledger entry, the
+-- agent's month totals and a `settled` event. `rating` is '' for an order
+-- settled without one, and `tally` is 'satisfied', 'unsatisfied' or '' for
+-- the month counter that the rating adds to.
+local function settle(key, seq, agent, class, points, rating, tally, month, now)
+  redis.call('HSET', key, 'state', 'settled', 'points', points, 'settle_time', now)
+  redis.call('ZREM', prefix .. 'settle', seq)
+
+  -- Every month hash field is written, even with 0, so a month's five
+  -- counters are always present together.
+  local totals = prefix .. 'points:' .. agent
+  local function count(field, yes)
+    redis.call('HINCRBY', totals, month .. ':' .. field, yes and 1 or 0)
+  end
+  count('class1', class == '1')
+  count('class2', class == '2')
+  count('satisfied', tally == 'satisfied')
+  count('unsatisfied', tally == 'unsatisfied')
+  redis.call('HINCRBY', totals, month .. ':points', points)
+
+  redis.call('XADD', prefix .. 'ledger', '*', 'order', seq, 'agent', agent, 'class', class,
+    'rating', rating, 'points', points, 'time', now, 'month', month)
+  record(seq, 'settled', agent, now)
+end
+

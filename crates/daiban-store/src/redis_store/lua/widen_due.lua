@@ -1,0 +1,25 @@
+-- Offers county-wide the orders whose grid phase ended and that no agent
+-- has claimed.
+--
+-- KEYS[1]: the county's widening schedule.
+-- ARGV[2]: now; ARGV[3]: the most orders to take off the schedule.
+--
+-- Returns a list of {sequence, fields of the order}.
+local now, limit = ARGV[2], ARGV[3]
+
+local widened = {}
+for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
+  redis.call('ZREM', KEYS[1], seq)
+  local key = order_key(seq)
+  if redis.call('HGET', key, 'state') == 'offered_to_grid' then
+    local grid = redis.call('HGET', key, 'grid')
+    if grid then
+      redis.call('ZREM', open_grid_key(grid), seq)
+    end
+    redis.call('ZADD', prefix .. 'open:county', seq, seq)
+    redis.call('HSET', key, 'state', 'offered_to_county', 'widened', '1')
+    record(seq, 'widened', '', now)
+    table.insert(widened, {seq, redis.call('HGETALL', key)})
+  end
+end
+return widened

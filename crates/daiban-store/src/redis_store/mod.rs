@@ -1,0 +1,672 @@
+//! The Redis store: every county's order state in Redis, shared by any
+//! number of daiban processes.
+//!
+//! Every state change is one Lua script (in `lua/`, each sent after
+//! `lua/common.lua`), so it is atomic and two processes never act on the
+//! same order twice. Only `submit` takes its sequence numbers with INCR
+//! before its script. When two submits of one request id race, the loser
+//! burns a number, which leaves a gap in the numbers and nothing else. The
+//! points rules stay in
+//! Rust: the scripts get the points computed by
+//! `daiban_domain::points_tenths` and the month of `Period::of`.
+//!
+//! # Key layout
+//!
+//! Every key of a county starts with `daiban:{<county code>}:`. The hash
+//! tag in braces puts all of a county's keys in one Redis Cluster slot, so
+//! a script may touch any of them. Each script declares one key and
+//! derives the others from the prefix. NOTE: the store has been run
+//! against a single Redis server only, not against a cluster.
+//!
+//! For county `431127`, with times in milliseconds since the epoch:
+//!
+//! - `daiban:{431127}:seq` (string): the county's last order sequence
+//!   number.
+//! - `daiban:{431127}:day:<yyyymmdd>` (string): the orders created on that
+//!   UTC+8 day, behind the order numbers; it expires after 3 days.
+//! - `daiban:{431127}:order:<seq>` (hash): one order; `order_hash` lists the
+//!   fields.
+//! - `daiban:{431127}:request:<request id>` (string): the sequence number
+//!   of the order submitted with that request id.
+//! - `daiban:{431127}:open:grid:<grid>` (sorted set): the grid's orders in
+//!   their grid phase, scored by sequence number.
+//! - `daiban:{431127}:open:county` (sorted set): the orders offered
+//!   county-wide, scored by sequence number.
+//! - `daiban:{431127}:widen` (sorted set): orders in their grid phase,
+//!   scored by its end.
+//! - `daiban:{431127}:escalate` (sorted set): unclaimed orders, scored by
+//!   their escalation time.
+//! - `daiban:{431127}:settle` (sorted set): completed orders, scored by the
+//!   end of their rating window.
+//! - `daiban:{431127}:events` (stream): one entry per state change with the
+//!   fields `order` (sequence number), `kind`, `agent` (empty when no agent
+//!   acted) and `time`, trimmed to about 100 000 entries.
+//! - `daiban:{431127}:points:<agent>` (hash): the agent's month totals, as
+//!   the fields `<yyyy-mm>:class1`, `:class2`, `:satisfied`,
+//!   `:unsatisfied` and `:points` (in tenths).
+//! - `daiban:{431127}:ledger` (stream): one entry per settlement with the
+//!   fields `order`, `agent`, `class`, `rating` (empty when the window
+//!   passed), `points`, `time` and `month`; never trimmed.
+
+mod connection;
+mod keys;
+mod order_hash;
+mod reply;
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use daiban_domain::{
+    AgentId, CountyCode, GridCode, Matter, MatterClass, OrderId, OrderState, Period, Rating,
+    WorkOrder, WorkResult, order_day, points_tenths,
+};
+use deadpool_redis::{Connection, Pool};
+use redis::{RedisError, Script, Value};
+
+pub use self::connection::RedisStoreError;
+use self::keys::CountyKeys;
+use self::order_hash::millis;
+use self::reply::{
+    Call, event, items, month_totals, orders_of, pairs, parse_sequence, script_result, text,
+    unexpected,
+};
+use crate::{Event, MonthTotals, NewOrder, Settlement, Store, StoreError, Submitted, action};
+
+/// How long the daily order-number counters are kept: long enough for any
+/// order of the day to be submitted, short enough not to pile up.
+const DAY_COUNTER_TTL_SECONDS: i64 = 3 * 24 * 3600;
+
+/// The store on Redis, through a pool of multiplexed connections. Clones
+/// share the pool.
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: Pool,
+}
+
+struct Scripts {
+    submit: Script,
+    claim: Script,
+    release: Script,
+    complete: Script,
+    cancel: Script,
+    rate: Script,
+    widen_due: Script,
+    escalate_due: Script,
+    settle_due: Script,
+    open_orders: Script,
+}
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/common.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+
+/// The scripts, hashed once. `Script` sends EVALSHA and falls back to
+/// loading the script when Redis replies NOSCRIPT, as it does after a
+/// restart.
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    submit: script!("submit.lua"),
+    claim: script!("claim.lua"),
+    release: script!("release.lua"),
+    complete: script!("complete.lua"),
+    cancel: script!("cancel.lua"),
+    rate: script!("rate.lua"),
+    widen_due: script!("widen_due.lua"),
+    escalate_due: script!("escalate_due.lua"),
+    settle_due: script!("settle_due.lua"),
+    open_orders: script!("open_orders.lua"),
+});
+
+impl RedisStore {
+    async fn connection(&self) -> Result<Connection, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("no redis connection: {err}")))
+    }
+
+    /// Runs `script` with `key` as KEYS[1] and the county prefix followed
+    /// by `args` as ARGV.
+    async fn invoke(
+        &self,
+        script: &Script,
+        keys: &CountyKeys,
+        key: String,
+        args: Vec<String>,
+    ) -> Result<Value, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(key).arg(keys.prefix());
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut connection = self.connection().await?;
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(command_failed)
+    }
+
+    /// Runs a script that changes order `call.id` and returns it.
+    async fn change_order(
+        &self,
+        script: &Script,
+        call: Call<'_>,
+        args: Vec<String>,
+    ) -> Result<WorkOrder, StoreError> {
+        let id = call.id;
+        let keys = CountyKeys::new(id.county());
+        let mut args = args;
+        args.insert(0, id.sequence().to_string());
+        let value = self
+            .invoke(script, &keys, keys.order(id.sequence()), args)
+            .await?;
+        let fields = script_result(value, &call)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| unexpected(id, "the order's fields"))?;
+        reply::order(id, fields)
+    }
+
+    /// Reads the order that was submitted with `request_id`, if any.
+    async fn order_of_request(
+        &self,
+        keys: &CountyKeys,
+        county: &CountyCode,
+        request_id: &str,
+    ) -> Result<Option<WorkOrder>, StoreError> {
+        let key = keys.request(request_id);
+        let mut connection = self.connection().await?;
+        let sequence: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+        drop(connection);
+        let Some(sequence) = sequence else {
+            return Ok(None);
+        };
+
+        let sequence = sequence
+            .parse()
+            .map_err(|_| unexpected(&key, "a sequence number"))?;
+        match self.order(&OrderId::new(county.clone(), sequence)).await {
+            Ok(order) => Ok(Some(order)),
+            Err(StoreError::OrderNotFound(id)) => Err(StoreError::Corrupt {
+                order: id.to_string(),
+                reason: format!("request id {request_id:?} names this missing order"),
+            }),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Takes the next sequence number of the county and the next number of
+    /// the UTC+8 day of `create_time`.
+    async fn take_numbers(
+        &self,
+        keys: &CountyKeys,
+        create_time: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        let day_key = keys.day(&order_day(create_time));
+        let mut connection = self.connection().await?;
+        redis::pipe()
+            .atomic()
+            .incr(keys.sequence(), 1)
+            .incr(&day_key, 1)
+            .expire(&day_key, DAY_COUNTER_TTL_SECONDS)
+            .ignore()
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)
+    }
+}
+
+/// Builds the ARGV of `submit.lua` after the prefix.
+fn submit_args(order: &WorkOrder, escalate_at: DateTime<Utc>) -> Vec<String> {
+    let grid_phase_until = match order.state {
+        OrderState::OfferedToGrid => millis(order.widen_time),
+        _ => String::new(),
+    };
+    let grid = order.grid.as_ref().map(GridCode::to_string);
+    let mut args = vec![
+        order.id.sequence().to_string(),
+        order.request_id.clone().unwrap_or_default(),
+        grid_phase_until,
+        grid.unwrap_or_default(),
+        millis(escalate_at),
+        millis(order.create_time),
+    ];
+    for (field, value) in order_hash::encode(order) {
+        args.push(field.to_owned());
+        args.push(value);
+    }
+    args
+}
+
+/// Maps the reply of `submit.lua` for the new `order` to the result of
+/// `submit`.
+fn submitted(order: WorkOrder, value: Value) -> Result<Submitted, StoreError> {
+    let county = order.county.clone();
+    let items = items(value).ok_or_else(|| unexpected(&order.id, "an array"))?;
+    match items.first().and_then(text).as_deref() {
+        Some("created") => Ok(Submitted::Created(order)),
+        Some("existing") => {
+            let mut rest = items.into_iter().skip(1);
+            let (Some(sequence), Some(fields)) = (rest.next(), rest.next()) else {
+                return Err(unexpected(&order.id, "the existing order"));
+            };
+            let id = OrderId::new(county.clone(), parse_sequence(&county, &sequence)?);
+            reply::order(&id, fields).map(Submitted::Existing)
+        }
+        _ => {
+            // `submit.lua` returns no failure but 'corrupt', so the action
+            // named here never reaches a `StateConflict`.
+            let call = Call {
+                id: &order.id,
+                action: "submitted",
+                agent: None,
+            };
+            script_result(Value::Array(items), &call)?;
+            Err(unexpected(&order.id, "'created' or 'existing'"))
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("RedisStore")
+            .field("pool_size", &status.size)
+            .field("pool_max_size", &status.max_size)
+            .finish()
+    }
+}
+
+fn command_failed(err: RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis command failed: {err}"))
+}
+
+/// Returns the month counter that `rating` adds to, named as in the points
+/// hash.
+fn tally(rating: Rating) -> &'static str {
+    if rating.is_satisfied() {
+        "satisfied"
+    } else if rating == Rating::Unsatisfied {
+        "unsatisfied"
+    } else {
+        ""
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError> {
+        let keys = CountyKeys::new(&new.county);
+
+        // A retried request finds its order here without taking a sequence
+        // number. The script checks again, for a retry that races this one.
+        if let Some(request_id) = &new.request_id
+            && let Some(order) = self
+                .order_of_request(&keys, &new.county, request_id)
+                .await?
+        {
+            return Ok(Submitted::Existing(order));
+        }
+
+        let (sequence, daily) = self.take_numbers(&keys, new.create_time).await?;
+        let escalate_at = new.escalate_at;
+        let order = new.into_order(sequence, daily);
+        let args = submit_args(&order, escalate_at);
+        let value = self
+            .invoke(&SCRIPTS.submit, &keys, keys.order(sequence), args)
+            .await?;
+        submitted(order, value)
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<WorkOrder, StoreError> {
+        let keys = CountyKeys::new(id.county());
+        let mut connection = self.connection().await?;
+        let value: Value = redis::cmd("HGETALL")
+            .arg(keys.order(id.sequence()))
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+        let pairs = pairs(value).ok_or_else(|| unexpected(id, "an order's hash"))?;
+        if pairs.is_empty() {
+            return Err(StoreError::OrderNotFound(id.clone()));
+        }
+        order_hash::decode(id, pairs)
+    }
+
+    async fn claim(
+        &self,
+        id: &OrderId,
+        agent: &AgentId,
+        agent_grid: &GridCode,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError> {
+        let call = Call {
+            id,
+            action: action::CLAIMED,
+            agent: Some(agent),
+        };
+        let args = vec![agent.to_string(), agent_grid.to_string(), millis(now)];
+        self.change_order(&SCRIPTS.claim, call, args).await
+    }
+
+    async fn release(
+        &self,
+        id: &OrderId,
+        agent: &AgentId,
+        _reason: &str,
+        now: DateTime<Utc>,
+        escalate_at: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError> {
+        let call = Call {
+            id,
+            action: action::RELEASED,
+            agent: Some(agent),
+        };
+        let args = vec![agent.to_string(), millis(now), millis(escalate_at)];
+        self.change_order(&SCRIPTS.release, call, args).await
+    }
+
+    async fn complete(
+        &self,
+        id: &OrderId,
+        agent: &AgentId,
+        result: WorkResult,
+        matter: Option<Matter>,
+        now: DateTime<Utc>,
+        settle_at: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError> {
+        let call = Call {
+            id,
+            action: action::COMPLETED,
+            agent: Some(agent),
+        };
+        let (code, name, class, department) = match matter {
+            Some(matter) => (
+                matter.code.to_string(),
+                matter.name,
+                matter.class.number().to_string(),
+                matter.department,
+            ),
+            None => Default::default(),
+        };
+        let args = vec![
+            agent.to_string(),
+            millis(now),
+            millis(settle_at),
+            result.text,
+            result.reference,
+            code,
+            name,
+            class,
+            department,
+        ];
+        self.change_order(&SCRIPTS.complete, call, args).await
+    }
+
+    async fn cancel(
+        &self,
+        id: &OrderId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder, StoreError> {
+        let call = Call {
+            id,
+            action: action::CANCELLED,
+            agent: None,
+        };
+        let args = vec![reason.to_owned(), millis(now)];
+        self.change_order(&SCRIPTS.cancel, call, args).await
+    }
+
+    async fn rate(
+        &self,
+        id: &OrderId,
+        rating: Rating,
+        comment: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(WorkOrder, Settlement), StoreError> {
+        let call = Call {
+            id,
+            action: action::RATED,
+            agent: None,
+        };
+        let period = Period::of(now);
+        let args = vec![
+            rating.as_str().to_owned(),
+            comment.to_owned(),
+            millis(now),
+            points_tenths(MatterClass::One, Some(rating)).to_string(),
+            points_tenths(MatterClass::Two, Some(rating)).to_string(),
+            tally(rating).to_owned(),
+            period.month.clone(),
+        ];
+        let order = self.change_order(&SCRIPTS.rate, call, args).await?;
+
+        let settled = (
+            order.agent.clone(),
+            order.matter_class(),
+            order.points_tenths,
+        );
+        let (Some(agent), Some(class), Some(points_tenths)) = settled else {
+            return Err(unexpected(
+                id,
+                "a settled order with agent, matter and points",
+            ));
+        };
+        let settlement = Settlement {
+            order: id.clone(),
+            agent,
+            class,
+            rating: Some(rating),
+            points_tenths,
+            settle_time: now,
+            period,
+        };
+        Ok((order, settlement))
+    }
+
+    async fn widen_due(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkOrder>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = CountyKeys::new(county);
+        let args = vec![millis(now), limit.to_string()];
+        let value = self
+            .invoke(&SCRIPTS.widen_due, &keys, keys.widen(), args)
+            .await?;
+        orders_of(county, value)
+    }
+
+    async fn escalate_due(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkOrder>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = CountyKeys::new(county);
+        let args = vec![millis(now), limit.to_string()];
+        let value = self
+            .invoke(&SCRIPTS.escalate_due, &keys, keys.escalate(), args)
+            .await?;
+        orders_of(county, value)
+    }
+
+    async fn settle_due(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Settlement>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = CountyKeys::new(county);
+        let period = Period::of(now);
+        let args = vec![
+            millis(now),
+            limit.to_string(),
+            points_tenths(MatterClass::One, None).to_string(),
+            points_tenths(MatterClass::Two, None).to_string(),
+            period.month.clone(),
+        ];
+        let value = self
+            .invoke(&SCRIPTS.settle_due, &keys, keys.settle(), args)
+            .await?;
+
+        let entries = items(value).ok_or_else(|| unexpected(county, "a list of settlements"))?;
+        let mut settlements = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let parts: Vec<Option<String>> = items(entry)
+                .ok_or_else(|| unexpected(county, "a settlement"))?
+                .iter()
+                .map(text)
+                .collect();
+            let [Some(sequence), Some(agent), Some(class), Some(points)] = parts.as_slice() else {
+                return Err(unexpected(county, "sequence, agent, class and points"));
+            };
+            let invalid = || unexpected(county, "a valid settlement");
+            let sequence: u64 = sequence.parse().map_err(|_| invalid())?;
+            settlements.push(Settlement {
+                order: OrderId::new(county.clone(), sequence),
+                agent: AgentId::parse(agent).map_err(|_| invalid())?,
+                class: class
+                    .parse()
+                    .ok()
+                    .and_then(MatterClass::from_number)
+                    .ok_or_else(invalid)?,
+                rating: None,
+                points_tenths: points.parse().map_err(|_| invalid())?,
+                settle_time: now,
+                period: period.clone(),
+            });
+        }
+        Ok(settlements)
+    }
+
+    async fn next_deadline(
+        &self,
+        county: &CountyCode,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let keys = CountyKeys::new(county);
+        let mut pipe = redis::pipe();
+        for schedule in [keys.widen(), keys.escalate(), keys.settle()] {
+            pipe.cmd("ZRANGE")
+                .arg(schedule)
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES");
+        }
+        let mut connection = self.connection().await?;
+        let firsts: Vec<Value> = pipe
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+
+        let mut earliest: Option<i64> = None;
+        for first in firsts {
+            let Some((_, score)) = pairs(first)
+                .ok_or_else(|| unexpected(county, "a member and score"))?
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
+            // Scores are whole milliseconds, which a double represents exactly.
+            let score: f64 = score
+                .parse()
+                .map_err(|_| unexpected(county, "a numeric score"))?;
+            let score = score as i64;
+            earliest = Some(earliest.map_or(score, |e| e.min(score)));
+        }
+        earliest
+            .map(|ms| {
+                DateTime::from_timestamp_millis(ms)
+                    .ok_or_else(|| unexpected(county, "a score in the range of dates"))
+            })
+            .transpose()
+    }
+
+    async fn open_orders(
+        &self,
+        county: &CountyCode,
+        grid: &GridCode,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkOrder>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = CountyKeys::new(county);
+        let args = vec![millis(now), limit.to_string()];
+        let value = self
+            .invoke(&SCRIPTS.open_orders, &keys, keys.open_grid(grid), args)
+            .await?;
+        orders_of(county, value)
+    }
+
+    async fn agent_points(
+        &self,
+        county: &CountyCode,
+        agent: &AgentId,
+    ) -> Result<Vec<MonthTotals>, StoreError> {
+        let key = CountyKeys::new(county).points(agent);
+        let mut connection = self.connection().await?;
+        let value: Value = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+        let pairs = pairs(value).ok_or_else(|| unexpected(&key, "a hash of month totals"))?;
+        month_totals(&key, pairs)
+    }
+
+    async fn events(&self, county: &CountyCode, limit: usize) -> Result<Vec<Event>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = CountyKeys::new(county).events();
+        let mut connection = self.connection().await?;
+        let value: Value = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+
+        let entries = items(value).ok_or_else(|| unexpected(&key, "a list of entries"))?;
+        let mut events = Vec::with_capacity(entries.len());
+        for entry in entries.into_iter().rev() {
+            events.push(event(county, &key, entry)?);
+        }
+        Ok(events)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+        Ok(())
+    }
+}

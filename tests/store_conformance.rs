@@ -1,0 +1,188 @@
+//! The store conformance suite against `MemoryStore` and against
+//! `RedisStore` on a private `redis-server`, one test per case and store,
+//! and the Redis store's start-up and restart behaviour.
+
+use chrono::{DateTime, TimeZone, Utc};
+use daiban_domain::{AgentId, Applicant, Channel, CountyCode, GridCode, PhoneNumber};
+use daiban_store::{NewOrder, RedisStore, Store, StoreError, Submitted, conformance};
+use daiban_tests::redis::RedisServer;
+
+/// Connects a store to `server`. Each test has its own tokio runtime, so
+/// each gets its own pool.
+async fn connect(server: &RedisServer) -> RedisStore {
+    RedisStore::connect(&server.url())
+        .await
+        .unwrap_or_else(|err| panic!("connect to the test server: {err}"))
+}
+
+/// Generates, for every case named, one test on a fresh `MemoryStore` in
+/// `memory` and one on a fresh Redis server in `redis`.
+macro_rules! conformance_tests {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let store = daiban_store::MemoryStore::new();
+                    daiban_store::conformance::$case(&store).await;
+                }
+            )*
+        }
+
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let server = daiban_tests::redis::RedisServer::start();
+                    let store = super::connect(&server).await;
+                    daiban_store::conformance::$case(&store).await;
+                }
+            )*
+        }
+
+        /// The cases that this file generates tests for.
+        const GENERATED: &[&str] = &[$(stringify!($case)),*];
+    };
+}
+
+conformance_tests!(
+    submit_creates_orders,
+    times_keep_milliseconds,
+    submit_is_idempotent_by_request_id,
+    concurrent_retries_create_once,
+    unknown_order_is_not_found,
+    grid_agent_claims_in_grid_phase,
+    other_grid_is_reserved_in_grid_phase,
+    other_grid_claims_after_grid_phase,
+    second_claim_is_already_claimed,
+    claim_of_cancelled_conflicts,
+    claim_of_own_completed_conflicts,
+    release_offers_county_wide,
+    release_reschedules_escalation,
+    complete_checks_holder_and_state,
+    complete_sets_matter_of_fuzzy_order,
+    cancel_checks_state,
+    rate_settles_by_points_rules,
+    second_rating_is_already_rated,
+    rating_before_completion_conflicts,
+    rating_after_settlement_conflicts,
+    widen_due_takes_due_orders_once,
+    widen_due_concurrently_once,
+    escalate_due_takes_unclaimed_once,
+    settle_due_takes_unrated_once,
+    next_deadline_tracks_schedules,
+    open_orders_by_grid,
+    agent_points_by_month,
+    events_in_order,
+    concurrent_claims_have_one_winner,
+);
+
+#[test]
+fn every_case_has_tests() {
+    assert_eq!(
+        GENERATED,
+        conformance::CASES,
+        "the list in this file must match conformance::CASES"
+    );
+}
+
+/// Every case in one Redis database, as the suite promises cases do not
+/// interfere.
+#[tokio::test]
+async fn redis_runs_all_cases_in_one_database() {
+    let server = RedisServer::start();
+    let store = connect(&server).await;
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn redis_connect_names_url_without_password() {
+    // A port that was just free, so no server listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port();
+    let url = format!("redis://:s3cret@127.0.0.1:{port}/");
+    let err = RedisStore::connect(&url)
+        .await
+        .expect_err("nothing listens on the port");
+    let message = err.to_string();
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+
+    let err = RedisStore::connect("http://127.0.0.1/")
+        .await
+        .expect_err("not a redis url");
+    assert!(err.to_string().starts_with("invalid redis url"), "{err}");
+}
+
+#[tokio::test]
+async fn redis_store_survives_restart() {
+    let mut server = RedisServer::start();
+    let store = connect(&server).await;
+    let holder = AgentId::parse("A1").expect("valid agent id");
+    let grid = GridCode::parse("431127100201").expect("valid grid code");
+
+    let order = submit(&store).await;
+    store
+        .claim(&order, &holder, &grid, time(1))
+        .await
+        .expect("claim before the restart");
+
+    server.stop();
+    let err = store.ping().await.expect_err("ping while redis is down");
+    assert!(matches!(err, StoreError::Unavailable(_)), "ping: {err}");
+    let err = store
+        .order(&order)
+        .await
+        .expect_err("order while redis is down");
+    assert!(matches!(err, StoreError::Unavailable(_)), "order: {err}");
+    let err = store
+        .claim(&order, &holder, &grid, time(2))
+        .await
+        .expect_err("claim while redis is down");
+    assert!(matches!(err, StoreError::Unavailable(_)), "claim: {err}");
+
+    // The new server is empty: it keeps no data and has no scripts cached,
+    // so this also checks that the scripts are loaded again.
+    server.restart();
+    store.ping().await.expect("ping after the restart");
+    let order = submit(&store).await;
+    let claimed = store
+        .claim(&order, &holder, &grid, time(3))
+        .await
+        .expect("claim after the restart");
+    assert_eq!(claimed.agent, Some(holder), "holder after the restart");
+}
+
+fn time(minutes: i64) -> DateTime<Utc> {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 23, 1, 0, 0)
+        .single()
+        .expect("a valid time");
+    start + chrono::Duration::minutes(minutes)
+}
+
+async fn submit(store: &RedisStore) -> daiban_domain::OrderId {
+    let county = CountyCode::parse("431127").expect("valid county code");
+    let new = NewOrder {
+        grid: Some(GridCode::parse("431127100201").expect("valid grid code")),
+        county,
+        request_id: None,
+        request_text: "办理居住证".to_owned(),
+        matter: None,
+        address: String::new(),
+        applicant: Applicant {
+            name: "张三".to_owned(),
+            phone: PhoneNumber::parse("13812341234").expect("valid mobile number"),
+        },
+        channel: Channel::GovApp,
+        create_time: time(0),
+        grid_phase_until: Some(time(10)),
+        escalate_at: time(30),
+    };
+    match store.submit(new).await {
+        Ok(Submitted::Created(order)) => order.id,
+        other => panic!("submit: expected a created order, got {other:?}"),
+    }
+}
