@@ -1,5 +1,6 @@
 //! A private `redis-server` for one test: on a free loopback port, with its
-//! own directory and no persistence, killed when dropped.
+//! own directory, killed when dropped. It keeps nothing on disk unless
+//! started with [`RedisServer::start_durable`].
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -19,6 +20,9 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Whether every write goes to an append-only file, fsynced at once, so
+    /// a restart keeps the data.
+    durable: bool,
 }
 
 impl RedisServer {
@@ -30,6 +34,17 @@ impl RedisServer {
     /// When `redis-server` is not installed, or the server does not reply
     /// within 10 seconds; the message includes the end of the server's log.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a server like [`RedisServer::start`] that writes every
+    /// command to an append-only file before replying, so that
+    /// [`RedisServer::restart`] keeps all acknowledged data.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let dir = private_dir();
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
@@ -38,6 +53,7 @@ impl RedisServer {
                 port,
                 dir: dir.clone(),
                 child: None,
+                durable,
             };
             match server.launch() {
                 Ok(()) => return server,
@@ -93,7 +109,8 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
+            .args(["--appendonly", if self.durable { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
             .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)

@@ -40,7 +40,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("failed to read the directory in {path}: {reason}")]
+    #[error("DAIBAN_DIRECTORY: failed to load {path}: {reason}")]
     Directory { path: String, reason: String },
     #[error("failed to connect to Redis: {0}")]
     Redis(String),
