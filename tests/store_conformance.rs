@@ -75,6 +75,9 @@ conformance_tests!(
     agent_points_by_month,
     events_in_order,
     concurrent_claims_have_one_winner,
+    announcements_follow_state_changes,
+    announcements_taken_once_concurrently,
+    read_events_follows_log,
 );
 
 #[test]

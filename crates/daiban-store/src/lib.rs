@@ -194,6 +194,65 @@ pub struct Event {
     pub time: DateTime<Utc>,
 }
 
+/// A position in a county's event log; `Store::read_events` returns the
+/// events after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventCursor(pub String);
+
+/// Events read from a county's log, and the cursor after the last one.
+#[derive(Debug, Clone)]
+pub struct EventBatch {
+    pub events: Vec<Event>,
+    pub cursor: EventCursor,
+}
+
+/// What an announcement tells agents about an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AnnouncementKind {
+    /// A new order, for its grid's agents or, when offered county-wide at
+    /// once, for the county's.
+    Submitted,
+    /// The grid phase ended; the rest of the county hears of the order.
+    Widened,
+    /// The holder gave the order back; the county hears of it again.
+    Released,
+    /// Nobody grabbed the order in time; the duty desk hears of it.
+    Escalated,
+}
+
+impl AnnouncementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "submitted",
+            Self::Widened => "widened",
+            Self::Released => "released",
+            Self::Escalated => "escalated",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Submitted,
+            Self::Widened,
+            Self::Released,
+            Self::Escalated,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// Notifications owed for an order: written in the same atomic step as the
+/// state change that owes them, and deleted only once they were sent, so a
+/// process that dies in between leaves them to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub kind: AnnouncementKind,
+    /// The order as it is when the announcement is taken, which may be
+    /// later than the change that owed it.
+    pub order: WorkOrder,
+}
+
 /// Why a store call did not change the order. The first variants are the
 /// caller's to fix; `Unavailable` and `Corrupt` are the operator's.
 #[derive(Debug, thiserror::Error)]
@@ -338,7 +397,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Settlement>, StoreError>;
 
     /// The earliest pending widening, escalation or settlement of the
-    /// county, if any.
+    /// county, if any. Announcements are not included: they are due as soon
+    /// as they are owed.
     async fn next_deadline(&self, county: &CountyCode)
     -> Result<Option<DateTime<Utc>>, StoreError>;
 
@@ -362,6 +422,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// The county's latest `limit` events, oldest first.
     async fn events(&self, county: &CountyCode, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// Takes up to `limit` announcements of the county that are due at
+    /// `now`: owed and not taken by anyone in the last `lease`. Each taken
+    /// announcement is leased to the caller until `now + lease`; if it is
+    /// not acknowledged by then, another call takes it again.
+    async fn take_announcements(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Announcement>, StoreError>;
+
+    /// Deletes an announcement that has been sent.
+    async fn ack_announcement(
+        &self,
+        kind: AnnouncementKind,
+        order: &OrderId,
+    ) -> Result<(), StoreError>;
+
+    /// Reads the county's events after `after`, waiting up to `wait` for
+    /// the first one. With `after` = `None` it starts at the end of the
+    /// log, so only later events are returned.
+    async fn read_events(
+        &self,
+        county: &CountyCode,
+        after: Option<&EventCursor>,
+        wait: std::time::Duration,
+        limit: usize,
+    ) -> Result<EventBatch, StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,9 +12,11 @@ use daiban_domain::{
     WorkOrder, WorkResult, order_day, points_tenths,
 };
 
+use tokio::sync::Notify;
+
 use crate::{
-    Event, EventKind, MonthTotals, NewOrder, Settlement, Store, StoreError, Submitted, action,
-    to_millis,
+    Announcement, AnnouncementKind, Event, EventBatch, EventCursor, EventKind, MonthTotals,
+    NewOrder, Settlement, Store, StoreError, Submitted, action, to_millis,
 };
 
 /// Events kept per county; older ones are dropped.
@@ -22,6 +25,9 @@ const EVENT_LOG_LEN: usize = 100_000;
 #[derive(Default)]
 pub struct MemoryStore {
     counties: Mutex<HashMap<CountyCode, County>>,
+    /// Woken after every call that may have recorded events, for
+    /// `read_events`.
+    new_events: Notify,
 }
 
 #[derive(Default)]
@@ -37,6 +43,12 @@ struct County {
     settle: BTreeSet<(i64, u64)>,
     points: HashMap<AgentId, BTreeMap<String, MonthTotals>>,
     events: std::collections::VecDeque<Event>,
+    /// Events dropped from the front of `events`, so that an event's
+    /// position in the whole log is `events_dropped` plus its index.
+    events_dropped: u64,
+    /// Announcements owed, by kind and sequence, with the time from which
+    /// they may be taken, in ms.
+    outbox: BTreeMap<(AnnouncementKind, u64), i64>,
 }
 
 impl County {
@@ -49,6 +61,7 @@ impl County {
     ) {
         if self.events.len() == EVENT_LOG_LEN {
             self.events.pop_front();
+            self.events_dropped += 1;
         }
         self.events.push_back(Event {
             order: order.clone(),
@@ -56,6 +69,10 @@ impl County {
             agent: agent.cloned(),
             time,
         });
+    }
+
+    fn announce(&mut self, kind: AnnouncementKind, sequence: u64, now: DateTime<Utc>) {
+        self.outbox.insert((kind, sequence), now.timestamp_millis());
     }
 
     fn order_mut(&mut self, id: &OrderId) -> Result<&mut WorkOrder, StoreError> {
@@ -122,7 +139,16 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Runs `f` on the county's state and then wakes `read_events`, since
+    /// `f` may have recorded events.
     fn with_county<T>(&self, county: &CountyCode, f: impl FnOnce(&mut County) -> T) -> T {
+        let result = self.peek_county(county, f);
+        self.new_events.notify_waiters();
+        result
+    }
+
+    /// Runs `f` on the county's state without waking `read_events`.
+    fn peek_county<T>(&self, county: &CountyCode, f: impl FnOnce(&mut County) -> T) -> T {
         let mut counties = self
             .counties
             .lock()
@@ -180,6 +206,7 @@ impl Store for MemoryStore {
             }
             county.orders.insert(seq, order.clone());
             county.record(&id, EventKind::Submitted, None, order.create_time);
+            county.announce(AnnouncementKind::Submitted, seq, order.create_time);
             Ok(Submitted::Created(order))
         })
     }
@@ -261,6 +288,7 @@ impl Store for MemoryStore {
                     .insert((escalate_at.timestamp_millis(), id.sequence()));
             }
             county.record(id, EventKind::Released, Some(agent), now);
+            county.announce(AnnouncementKind::Released, id.sequence(), now);
             Ok(order)
         })
     }
@@ -383,6 +411,7 @@ impl Store for MemoryStore {
                 order.widened = true;
                 let order = order.clone();
                 county.record(&order.id, EventKind::Widened, None, now);
+                county.announce(AnnouncementKind::Widened, entry.1, now);
                 widened.push(order);
             }
             Ok(widened)
@@ -409,6 +438,7 @@ impl Store for MemoryStore {
                 order.escalated = true;
                 let order = order.clone();
                 county.record(&order.id, EventKind::Escalated, None, now);
+                county.announce(AnnouncementKind::Escalated, entry.1, now);
                 escalated.push(order);
             }
             Ok(escalated)
@@ -490,6 +520,92 @@ impl Store for MemoryStore {
             let skip = county.events.len().saturating_sub(limit);
             Ok(county.events.iter().skip(skip).cloned().collect())
         })
+    }
+
+    async fn take_announcements(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Announcement>, StoreError> {
+        let now = to_millis(now).timestamp_millis();
+        let lease_until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        self.with_county(county, |county| {
+            let mut due: Vec<(i64, AnnouncementKind, u64)> = county
+                .outbox
+                .iter()
+                .filter(|&(_, &at)| at <= now)
+                .map(|(&(kind, seq), &at)| (at, kind, seq))
+                .collect();
+            due.sort();
+            due.truncate(limit);
+            let mut taken = Vec::new();
+            for (_, kind, seq) in due {
+                county.outbox.insert((kind, seq), lease_until);
+                if let Some(order) = county.orders.get(&seq) {
+                    taken.push(Announcement {
+                        kind,
+                        order: order.clone(),
+                    });
+                }
+            }
+            Ok(taken)
+        })
+    }
+
+    async fn ack_announcement(
+        &self,
+        kind: AnnouncementKind,
+        order: &OrderId,
+    ) -> Result<(), StoreError> {
+        self.with_county(order.county(), |county| {
+            county.outbox.remove(&(kind, order.sequence()));
+            Ok(())
+        })
+    }
+
+    async fn read_events(
+        &self,
+        county: &CountyCode,
+        after: Option<&EventCursor>,
+        wait: Duration,
+        limit: usize,
+    ) -> Result<EventBatch, StoreError> {
+        let start = match after {
+            Some(cursor) => cursor.0.parse::<u64>().map_err(|_| StoreError::Corrupt {
+                order: format!("event cursor {:?}", cursor.0),
+                reason: "not a position in the in-memory event log".into(),
+            })?,
+            None => self.peek_county(county, |c| c.events_dropped + c.events.len() as u64),
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before reading, so an event recorded in between
+            // still wakes this call.
+            let notified = self.new_events.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let batch = self.peek_county(county, |c| {
+                let skip = start.saturating_sub(c.events_dropped) as usize;
+                let events: Vec<Event> = c.events.iter().skip(skip).take(limit).cloned().collect();
+                let first = c.events_dropped.max(start);
+                EventBatch {
+                    cursor: EventCursor((first + events.len() as u64).to_string()),
+                    events,
+                }
+            });
+            if !batch.events.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(batch);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(EventBatch {
+                    events: Vec::new(),
+                    cursor: EventCursor(start.to_string()),
+                });
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

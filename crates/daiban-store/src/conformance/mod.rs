@@ -61,6 +61,9 @@ cases!(
     agent_points_by_month,
     events_in_order,
     concurrent_claims_have_one_winner,
+    announcements_follow_state_changes,
+    announcements_taken_once_concurrently,
+    read_events_follows_log,
 );
 
 /// Runs every case of [`CASES`] against `store`, one after another.
@@ -86,6 +89,7 @@ macro_rules! assert_err {
     };
 }
 
+mod announcements;
 mod claims;
 mod fixture;
 mod orders;
@@ -93,6 +97,7 @@ mod queries;
 mod settlement;
 mod timers;
 
+pub use announcements::*;
 pub use claims::*;
 pub use orders::*;
 pub use queries::*;

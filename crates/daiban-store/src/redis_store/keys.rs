@@ -60,6 +60,10 @@ impl CountyKeys {
         format!("{}events", self.prefix)
     }
 
+    pub(super) fn outbox(&self) -> String {
+        format!("{}outbox", self.prefix)
+    }
+
     pub(super) fn points(&self, agent: &AgentId) -> String {
         format!("{}points:{agent}", self.prefix)
     }

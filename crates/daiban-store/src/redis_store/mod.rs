@@ -41,6 +41,10 @@
 //! - `daiban:{431127}:events` (stream): one entry per state change with the
 //!   fields `order` (sequence number), `kind`, `agent` (empty when no agent
 //!   acted) and `time`, trimmed to about 100 000 entries.
+//! - `daiban:{431127}:outbox` (sorted set): notifications owed, as
+//!   `<kind>:<sequence>` (kind `submitted`, `widened`, `released` or
+//!   `escalated`), scored by the time from which a dispatcher may take
+//!   them; a taken one is re-scored to the end of its lease.
 //! - `daiban:{431127}:points:<agent>` (hash): the agent's month totals, as
 //!   the fields `<yyyy-mm>:class1`, `:class2`, `:satisfied`,
 //!   `:unsatisfied` and `:points` (in tenths).
@@ -54,6 +58,7 @@ mod order_hash;
 mod reply;
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -71,7 +76,12 @@ use self::reply::{
     Call, event, items, month_totals, orders_of, pairs, parse_sequence, script_result, text,
     unexpected,
 };
+use crate::{Announcement, AnnouncementKind, EventBatch, EventCursor};
 use crate::{Event, MonthTotals, NewOrder, Settlement, Store, StoreError, Submitted, action};
+
+/// Longest wait of one `read_events` call, below the connection's response
+/// timeout so that a quiet stream is not taken for a dead connection.
+const MAX_EVENT_WAIT: Duration = Duration::from_secs(2);
 
 /// How long the daily order-number counters are kept: long enough for any
 /// order of the day to be submitted, short enough not to pile up.
@@ -95,6 +105,7 @@ struct Scripts {
     escalate_due: Script,
     settle_due: Script,
     open_orders: Script,
+    take_announcements: Script,
 }
 
 macro_rules! script {
@@ -120,6 +131,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     escalate_due: script!("escalate_due.lua"),
     settle_due: script!("settle_due.lua"),
     open_orders: script!("open_orders.lua"),
+    take_announcements: script!("take_announcements.lua"),
 });
 
 impl RedisStore {
@@ -659,6 +671,126 @@ impl Store for RedisStore {
             events.push(event(county, &key, entry)?);
         }
         Ok(events)
+    }
+
+    async fn take_announcements(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Announcement>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = CountyKeys::new(county);
+        let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let args = vec![millis(now), millis(lease_until), limit.to_string()];
+        let value = self
+            .invoke(&SCRIPTS.take_announcements, &keys, keys.outbox(), args)
+            .await?;
+        let entries = items(value).ok_or_else(|| unexpected(county, "a list of announcements"))?;
+        let mut taken = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut parts = items(entry)
+                .ok_or_else(|| unexpected(county, "a kind, sequence number and fields"))?
+                .into_iter();
+            let (Some(kind), Some(sequence), Some(fields)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(unexpected(county, "a kind, sequence number and fields"));
+            };
+            let kind = text(&kind)
+                .as_deref()
+                .and_then(AnnouncementKind::parse)
+                .ok_or_else(|| unexpected(county, "an announcement kind"))?;
+            let id = OrderId::new(county.clone(), parse_sequence(county, &sequence)?);
+            taken.push(Announcement {
+                kind,
+                order: reply::order(&id, fields)?,
+            });
+        }
+        Ok(taken)
+    }
+
+    async fn ack_announcement(
+        &self,
+        kind: AnnouncementKind,
+        order: &OrderId,
+    ) -> Result<(), StoreError> {
+        let keys = CountyKeys::new(order.county());
+        let mut connection = self.connection().await?;
+        redis::cmd("ZREM")
+            .arg(keys.outbox())
+            .arg(format!("{}:{}", kind.as_str(), order.sequence()))
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(command_failed)
+    }
+
+    async fn read_events(
+        &self,
+        county: &CountyCode,
+        after: Option<&EventCursor>,
+        wait: Duration,
+        limit: usize,
+    ) -> Result<EventBatch, StoreError> {
+        let key = CountyKeys::new(county).events();
+        let mut connection = self.connection().await?;
+        let start = match after {
+            Some(cursor) => cursor.0.clone(),
+            None => {
+                let last: Value = redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(command_failed)?;
+                items(last)
+                    .and_then(|entries| entries.into_iter().next())
+                    .and_then(items)
+                    .and_then(|parts| parts.first().and_then(text))
+                    .unwrap_or_else(|| "0-0".to_owned())
+            }
+        };
+
+        let mut command = redis::cmd("XREAD");
+        command.arg("COUNT").arg(limit.max(1));
+        let wait = wait.min(MAX_EVENT_WAIT);
+        if !wait.is_zero() {
+            command.arg("BLOCK").arg(wait.as_millis() as u64);
+        }
+        let value: Value = command
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(&start)
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+
+        let mut events = Vec::new();
+        let mut cursor = start;
+        // A reply is nil on timeout, else [[key, [[id, fields], …]]].
+        let entries = items(value)
+            .and_then(|streams| streams.into_iter().next())
+            .and_then(items)
+            .and_then(|stream| stream.into_iter().nth(1))
+            .and_then(items)
+            .unwrap_or_default();
+        for entry in entries {
+            let id = items(entry.clone())
+                .and_then(|parts| parts.first().and_then(text))
+                .ok_or_else(|| unexpected(&key, "an entry id"))?;
+            events.push(event(county, &key, entry)?);
+            cursor = id;
+        }
+        Ok(EventBatch {
+            events,
+            cursor: EventCursor(cursor),
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

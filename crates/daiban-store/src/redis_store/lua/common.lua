@@ -38,6 +38,13 @@ local function record(seq, kind, agent, time)
     'order', seq, 'kind', kind, 'agent', agent, 'time', time)
 end
 
+-- Owes the agents (or the duty desk) a notification of `kind` about the
+-- order, due at `time`; the dispatcher takes it from the outbox and deletes
+-- it once sent.
+local function announce(kind, seq, time)
+  redis.call('ZADD', prefix .. 'outbox', time, kind .. ':' .. seq)
+end
+
 -- Returns the state of the order at `key`, or nil and the failure to return
 -- when the order does not exist or has no state.
 local function state_of(key)

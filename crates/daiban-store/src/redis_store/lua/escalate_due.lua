@@ -14,6 +14,7 @@ for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 
   if is_open(state) and redis.call('HGET', key, 'escalated') ~= '1' then
     redis.call('HSET', key, 'escalated', '1')
     record(seq, 'escalated', '', now)
+    announce('escalated', seq, now)
     table.insert(escalated, {seq, redis.call('HGETALL', key)})
   end
 end

@@ -41,4 +41,5 @@ if redis.call('HGET', key, 'escalated') ~= '1' then
   redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
 end
 record(seq, 'released', agent, now)
+announce('released', seq, now)
 return {'ok', redis.call('HGETALL', key)}

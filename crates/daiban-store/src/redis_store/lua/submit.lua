@@ -34,4 +34,5 @@ else
 end
 redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
 record(seq, 'submitted', '', create_time)
+announce('submitted', seq, create_time)
 return {'created'}
