@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::codes::{AgentId, CountyCode, GridCode, MatterCode, PhoneNumber, TownshipCode};
@@ -55,6 +56,15 @@ impl AgentRole {
             Self::AuxiliaryPolice => "auxiliary_police",
         }
     }
+
+    /// The role's name in statements that people read.
+    pub fn chinese_name(self) -> &'static str {
+        match self {
+            Self::GridWorker => "网格员",
+            Self::VillageCadre => "村干部",
+            Self::AuxiliaryPolice => "村辅警",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +88,9 @@ pub struct Agent {
     pub grid: GridCode,
     pub role: AgentRole,
     pub active: bool,
+    /// The day the agent joined, when the directory gives one; `None`
+    /// means before any year the service reports on.
+    pub joined: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +154,9 @@ struct AgentRow {
     grid_code: String,
     role: String,
     active: String,
+    /// Optional column: the day the agent joined, as `YYYY-MM-DD`.
+    #[serde(default)]
+    joined: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -169,8 +185,9 @@ impl Directory {
 
     /// Builds a directory from the text of `grids.csv` (`code`, `name`,
     /// `township_code`, `township_name`), `agents.csv` (`agent_id`, `name`,
-    /// `phone`, `grid_code`, `role`, `active`) and `matters.csv`
-    /// (`matter_code`, `name`, `class`, `department`).
+    /// `phone`, `grid_code`, `role`, `active`, and optionally `joined` as
+    /// `YYYY-MM-DD`) and `matters.csv` (`matter_code`, `name`, `class`,
+    /// `department`).
     pub fn from_csv(grids: &str, agents: &str, matters: &str) -> Result<Self, DirectoryError> {
         let mut directory = Self::default();
         for (line, row) in rows::<GridRow>(GRIDS_FILE, grids)? {
@@ -254,6 +271,14 @@ impl Directory {
             "false" => false,
             other => return Err(err(format!("active must be true or false, got {other:?}"))),
         };
+        let joined = match row.joined.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                err(format!(
+                    "joined must be a date such as 2026-03-01, or empty, got {text:?}"
+                ))
+            })?),
+        };
         let name = non_empty(&row.name, "name").map_err(err)?;
         if self.agents.contains_key(&id) {
             return Err(err(format!("agent {id} appears twice")));
@@ -272,6 +297,7 @@ impl Directory {
                 grid,
                 role,
                 active,
+                joined,
             },
         );
         Ok(())
@@ -553,6 +579,31 @@ mod tests {
         assert!(
             unresolved > 30 && unresolved < 120,
             "unresolved {unresolved} of {with_address}"
+        );
+    }
+
+    #[test]
+    fn joined_column_is_optional() {
+        let grids =
+            "code,name,township_code,township_name\n431127100008,甲社区居委会,431127100,塔峰镇\n";
+        let matters = "matter_code,name,class,department\nM1,我要开餐馆,2,市场监管\n";
+        let agents = "agent_id,name,phone,grid_code,role,active,joined\n\
+                      A1,张三,13812341234,431127100008,grid_worker,true,2026-03-01\n\
+                      A2,李四,13812341235,431127100008,village_cadre,true,\n";
+        let dir = Directory::from_csv(grids, agents, matters).unwrap();
+        let joined = |id: &str| dir.agent(&AgentId::parse(id).unwrap()).unwrap().joined;
+        assert_eq!(joined("A1"), NaiveDate::from_ymd_opt(2026, 3, 1));
+        assert_eq!(joined("A2"), None);
+        assert!(lanshan().agents().all(|a| a.joined.is_none()));
+
+        let agents = "agent_id,name,phone,grid_code,role,active,joined\n\
+                      A1,张三,13812341234,431127100008,grid_worker,true,2026/03/01\n";
+        let err = Directory::from_csv(grids, agents, matters)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("agents.csv line 2: joined must be a date"),
+            "{err}"
         );
     }
 

@@ -7,6 +7,7 @@ mod codes;
 mod directory;
 mod order;
 mod points;
+mod quarter;
 
 pub use codes::{
     AgentId, CodeError, CountyCode, GridCode, MatterCode, OrderId, PhoneNumber, TownshipCode,
@@ -18,4 +19,7 @@ pub use order::{
     Applicant, Channel, OrderState, Rating, WorkOrder, WorkResult, claim_code_for, order_day,
     order_number,
 };
-pub use points::{BonusRate, Period, points_tenths, yuan_per_point_to_fen};
+pub use points::{
+    BonusRate, Period, format_points, format_yuan, points_tenths, yuan_per_point_to_fen,
+};
+pub use quarter::{PeriodError, Quarter, YEARS, parse_year};

@@ -45,6 +45,11 @@ impl Period {
             quarter: format!("{:04}Q{}", local.year(), (local.month() - 1) / 3 + 1),
         }
     }
+
+    /// The period's calendar year, `YYYY`.
+    pub fn year(&self) -> &str {
+        &self.month[..4]
+    }
 }
 
 /// The bonus paid per point, in fen.
@@ -75,6 +80,20 @@ impl Default for BonusRate {
             fen_per_point: 1000,
         }
     }
+}
+
+/// Formats points given in tenths with one decimal, as `8.5` or `2.0`.
+pub fn format_points(tenths: i64) -> String {
+    let sign = if tenths < 0 { "-" } else { "" };
+    let tenths = tenths.unsigned_abs();
+    format!("{sign}{}.{}", tenths / 10, tenths % 10)
+}
+
+/// Formats an amount given in fen as yuan with two decimals, as `85.00`.
+pub fn format_yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let fen = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", fen / 100, fen % 100)
 }
 
 /// Parses a yuan amount such as `10` or `12.5` into fen. At most two
@@ -131,6 +150,7 @@ mod tests {
         let period = Period::of(time);
         assert_eq!(period.month, "2026-10");
         assert_eq!(period.quarter, "2026Q4");
+        assert_eq!(period.year(), "2026");
 
         let time = Utc.with_ymd_and_hms(2026, 9, 30, 15, 59, 59).unwrap();
         assert_eq!(Period::of(time).quarter, "2026Q3");
@@ -144,6 +164,18 @@ mod tests {
         let odd = BonusRate::from_fen_per_point(1255);
         // 1.5 points at 12.55 yuan is 18.825 yuan, rounded to 1883 fen.
         assert_eq!(odd.bonus_fen(15), 1883);
+    }
+
+    #[test]
+    fn amounts_format_with_fixed_decimals() {
+        assert_eq!(format_points(85), "8.5");
+        assert_eq!(format_points(20), "2.0");
+        assert_eq!(format_points(0), "0.0");
+        assert_eq!(format_points(-15), "-1.5");
+        assert_eq!(format_yuan(8500), "85.00");
+        assert_eq!(format_yuan(1883), "18.83");
+        assert_eq!(format_yuan(5), "0.05");
+        assert_eq!(format_yuan(-150), "-1.50");
     }
 
     #[test]
