@@ -293,18 +293,18 @@ impl WorkOrderService for WorkOrders {
         violations.into_result()?;
         let rating = rating.expect("checked above");
 
-        let (order, settlement) = self
+        let order = self
             .app
             .store
             .rate(&id, rating, &comment, Utc::now())
             .await
             .map_err(store_status)?;
+        // The points consumer settles the order from the `rated` event.
         info!(
             order.id = %order.id,
-            agent.id = %settlement.agent,
+            agent.id = order.agent.as_ref().map(|a| a.to_string()).unwrap_or_default(),
             rating = rating.as_str(),
-            points.tenths = settlement.points_tenths,
-            "order rated and settled"
+            "order rated"
         );
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }

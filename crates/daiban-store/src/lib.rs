@@ -14,9 +14,14 @@ use daiban_domain::{
 };
 
 pub mod conformance;
+mod ledger;
 mod memory;
 mod redis_store;
 
+pub use ledger::{
+    Delivery, FrozenStatement, Ledger, QuarterClose, QuarterClosing, QuarterTotals,
+    SETTLEMENT_GROUP, StatementLine, Tally,
+};
 pub use memory::MemoryStore;
 pub use redis_store::{RedisStore, RedisStoreError};
 
@@ -290,6 +295,7 @@ pub mod action {
     pub const COMPLETED: &str = "completed";
     pub const CANCELLED: &str = "cancelled";
     pub const RATED: &str = "rated";
+    pub const SETTLED: &str = "settled";
 }
 
 /// Order state of one or more counties.
@@ -300,7 +306,7 @@ pub mod action {
 /// take `limit` handle at most that many orders and return what they
 /// handled; calling again handles the rest.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Ledger + Send + Sync + 'static {
     /// Creates an order, or returns the existing one when an order of the
     /// same county already has `request_id`.
     async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError>;
@@ -356,17 +362,18 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<WorkOrder, StoreError>;
 
-    /// Rates a completed order and settles its points by the rules of
-    /// `daiban_domain::points_tenths`. A second rating fails with
-    /// `AlreadyRated`; a rating after the window settled the order fails
-    /// with `StateConflict`.
+    /// Records the applicant's rating of a completed order and appends a
+    /// `rated` event. The order settles later, from that event through
+    /// `Ledger::settle_rated`, or at its rating window's end through
+    /// `settle_due`. A second rating fails with `AlreadyRated`; a rating
+    /// after the window settled the order fails with `StateConflict`.
     async fn rate(
         &self,
         id: &OrderId,
         rating: Rating,
         comment: &str,
         now: DateTime<Utc>,
-    ) -> Result<(WorkOrder, Settlement), StoreError>;
+    ) -> Result<WorkOrder, StoreError>;
 
     /// Widens the county's orders whose grid phase ended by `now` and that
     /// nobody has claimed: each becomes `OfferedToCounty`. Each order is
@@ -387,8 +394,11 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<WorkOrder>, StoreError>;
 
-    /// Settles at base points the county's completed orders whose rating
-    /// window ended by `now` without a rating. Each order settles once.
+    /// Settles the county's completed orders whose rating window ended by
+    /// `now` and that are not settled yet: unrated ones at base points, and
+    /// rated ones whose `rated` event was never handled (it may have been
+    /// trimmed from the log unread) at their rating. Each order settles
+    /// once, and its entry lands as `Ledger::settle_rated` describes.
     async fn settle_due(
         &self,
         county: &CountyCode,

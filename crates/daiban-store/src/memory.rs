@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use daiban_domain::{
-    AgentId, CountyCode, GridCode, Matter, MatterClass, OrderId, OrderState, Period, Rating,
-    WorkOrder, WorkResult, order_day, points_tenths,
+    AgentId, CountyCode, GridCode, Matter, OrderId, OrderState, Rating, WorkOrder, WorkResult,
+    order_day,
 };
 
 use tokio::sync::Notify;
@@ -18,6 +18,8 @@ use crate::{
     Announcement, AnnouncementKind, Event, EventBatch, EventCursor, EventKind, MonthTotals,
     NewOrder, Settlement, Store, StoreError, Submitted, action, to_millis,
 };
+
+mod ledger;
 
 /// Events kept per county; older ones are dropped.
 const EVENT_LOG_LEN: usize = 100_000;
@@ -49,6 +51,7 @@ struct County {
     /// Announcements owed, by kind and sequence, with the time from which
     /// they may be taken, in ms.
     outbox: BTreeMap<(AnnouncementKind, u64), i64>,
+    book: ledger::Book,
 }
 
 impl County {
@@ -85,52 +88,6 @@ impl County {
         let seq = order.id.sequence();
         self.widen.retain(|&(_, s)| s != seq);
         self.escalate.retain(|&(_, s)| s != seq);
-    }
-
-    fn settle(
-        &mut self,
-        seq: u64,
-        rating: Option<Rating>,
-        now: DateTime<Utc>,
-    ) -> Option<Settlement> {
-        let order = self.orders.get_mut(&seq)?;
-        let agent = order.agent.clone()?;
-        let class = order.matter_class()?;
-        let points = points_tenths(class, rating);
-        order.state = OrderState::Settled;
-        order.points_tenths = Some(points);
-        order.settle_time = Some(now);
-        let settlement = Settlement {
-            order: order.id.clone(),
-            agent: agent.clone(),
-            class,
-            rating,
-            points_tenths: points,
-            settle_time: now,
-            period: Period::of(now),
-        };
-        self.settle.retain(|&(_, s)| s != seq);
-
-        let months = self.points.entry(agent.clone()).or_default();
-        let totals = months
-            .entry(settlement.period.month.clone())
-            .or_insert_with(|| MonthTotals {
-                month: settlement.period.month.clone(),
-                ..MonthTotals::default()
-            });
-        match class {
-            MatterClass::One => totals.class1_orders += 1,
-            MatterClass::Two => totals.class2_orders += 1,
-        }
-        match rating {
-            Some(r) if r.is_satisfied() => totals.satisfied += 1,
-            Some(Rating::Unsatisfied) => totals.unsatisfied += 1,
-            _ => {}
-        }
-        totals.points_tenths += i64::from(points);
-        let id = settlement.order.clone();
-        self.record(&id, EventKind::Settled, Some(&agent), now);
-        Some(settlement)
     }
 }
 
@@ -331,6 +288,7 @@ impl Store for MemoryStore {
                 .settle
                 .insert((settle_at.timestamp_millis(), id.sequence()));
             county.record(id, EventKind::Completed, Some(agent), now);
+            county.count_completion(agent, now);
             Ok(order)
         })
     }
@@ -366,7 +324,7 @@ impl Store for MemoryStore {
         rating: Rating,
         comment: &str,
         now: DateTime<Utc>,
-    ) -> Result<(WorkOrder, Settlement), StoreError> {
+    ) -> Result<WorkOrder, StoreError> {
         let now = to_millis(now);
         self.with_county(id.county(), |county| {
             let order = county.order_mut(id)?;
@@ -379,14 +337,9 @@ impl Store for MemoryStore {
             order.rating = Some(rating);
             order.rating_comment = comment.to_owned();
             order.rate_time = Some(now);
+            let order = order.clone();
             county.record(id, EventKind::Rated, None, now);
-            let settlement = county
-                .settle(id.sequence(), Some(rating), now)
-                .ok_or_else(|| StoreError::Corrupt {
-                    order: id.to_string(),
-                    reason: "completed without an agent or matter".into(),
-                })?;
-            Ok((county.orders[&id.sequence()].clone(), settlement))
+            Ok(order)
         })
     }
 
@@ -456,12 +409,12 @@ impl Store for MemoryStore {
             let mut settled = Vec::new();
             for entry in due(&county.settle, now, limit) {
                 county.settle.remove(&entry);
-                let open = county
+                let completed = county
                     .orders
                     .get(&entry.1)
-                    .is_some_and(|o| o.state == OrderState::Completed && o.rating.is_none());
-                if open {
-                    settled.extend(county.settle(entry.1, None, now));
+                    .is_some_and(|o| o.state == OrderState::Completed);
+                if completed {
+                    settled.extend(county.settle(entry.1, now, now)?);
                 }
             }
             Ok(settled)

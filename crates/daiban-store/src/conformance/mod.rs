@@ -48,7 +48,7 @@ cases!(
     complete_checks_holder_and_state,
     complete_sets_matter_of_fuzzy_order,
     cancel_checks_state,
-    rate_settles_by_points_rules,
+    rated_orders_settle_by_points_rules,
     second_rating_is_already_rated,
     rating_before_completion_conflicts,
     rating_after_settlement_conflicts,
@@ -61,6 +61,14 @@ cases!(
     agent_points_by_month,
     events_in_order,
     concurrent_claims_have_one_winner,
+    settle_rated_books_once,
+    settlement_group_delivers_rated_events,
+    unacknowledged_events_are_taken_over,
+    settlement_after_close_lands_in_next_quarter,
+    frozen_statement_is_kept_once,
+    quarter_totals_by_agent_and_county,
+    settle_due_settles_rated_leftovers,
+    completed_orders_by_year_and_quarter,
     announcements_follow_state_changes,
     announcements_taken_once_concurrently,
     read_events_follows_log,
@@ -92,6 +100,7 @@ macro_rules! assert_err {
 mod announcements;
 mod claims;
 mod fixture;
+mod ledger;
 mod orders;
 mod queries;
 mod settlement;
@@ -99,6 +108,7 @@ mod timers;
 
 pub use announcements::*;
 pub use claims::*;
+pub use ledger::*;
 pub use orders::*;
 pub use queries::*;
 pub use settlement::*;

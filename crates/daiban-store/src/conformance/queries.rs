@@ -134,6 +134,10 @@ pub async fn events_in_order(store: &dyn Store) {
         .rate(&order.id, Rating::Satisfied, "", at(5))
         .await
         .expect("rate");
+    store
+        .settle_rated(&order.id, at(6))
+        .await
+        .expect("settle_rated");
 
     let expected = vec![
         (EventKind::Submitted, None, at(0)),

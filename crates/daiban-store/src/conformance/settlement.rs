@@ -1,4 +1,4 @@
-//! Cases of `rate`, `settle_due` and `agent_points`.
+//! Cases of `rate`, `settle_rated`, `settle_due` and `agent_points`.
 
 use chrono::{Duration, TimeZone, Utc};
 use daiban_domain::{MatterClass, OrderId, OrderState, Period, Rating, points_tenths};
@@ -6,7 +6,7 @@ use daiban_domain::{MatterClass, OrderId, OrderState, Period, Rating, points_ten
 use super::fixture::{Fixture, agent, at, create, create_claimed, create_completed, matter};
 use crate::{MonthTotals, NewOrder, Store, StoreError, action};
 
-pub async fn rate_settles_by_points_rules(store: &dyn Store) {
+pub async fn rated_orders_settle_by_points_rules(store: &dyn Store) {
     let f = Fixture::new();
     let holder = agent("A1");
     let ratings = [
@@ -24,18 +24,42 @@ pub async fn rate_settles_by_points_rules(store: &dyn Store) {
                 ..f.order()
             };
             let order = create_completed(store, new, &holder, at(60)).await;
-            let (rated, settlement) = store
+            let rated = store
                 .rate(&order.id, rating, "谢谢", at(5))
                 .await
                 .unwrap_or_else(|err| panic!("{context}: rate failed: {err}"));
-
-            let points = points_tenths(class, Some(rating));
-            assert_eq!(rated.state, OrderState::Settled, "{context}: state");
+            assert_eq!(rated.state, OrderState::Completed, "{context}: rated state");
             assert_eq!(rated.rating, Some(rating), "{context}: rating");
             assert_eq!(rated.rating_comment, "谢谢", "{context}: rating_comment");
             assert_eq!(rated.rate_time, Some(at(5)), "{context}: rate_time");
-            assert_eq!(rated.points_tenths, Some(points), "{context}: order points");
-            assert_eq!(rated.settle_time, Some(at(5)), "{context}: settle_time");
+            assert_eq!(
+                rated.points_tenths, None,
+                "{context}: points before settling"
+            );
+            let stored = store.order(&order.id).await.expect("order");
+            assert_eq!(
+                stored, rated,
+                "{context}: the stored order equals the one rate returned"
+            );
+
+            let settlement = store
+                .settle_rated(&order.id, at(6))
+                .await
+                .unwrap_or_else(|err| panic!("{context}: settle_rated failed: {err}"))
+                .unwrap_or_else(|| panic!("{context}: the first settle_rated settles"));
+            let points = points_tenths(class, Some(rating));
+            let settled = store.order(&order.id).await.expect("order");
+            assert_eq!(settled.state, OrderState::Settled, "{context}: state");
+            assert_eq!(
+                settled.points_tenths,
+                Some(points),
+                "{context}: order points"
+            );
+            assert_eq!(
+                settled.settle_time,
+                Some(at(5)),
+                "{context}: an order settles as of its rating time"
+            );
 
             assert_eq!(settlement.order, order.id, "{context}: settlement order");
             assert_eq!(settlement.agent, holder, "{context}: settlement agent");
@@ -56,10 +80,13 @@ pub async fn rate_settles_by_points_rules(store: &dyn Store) {
                 "{context}: settlement period"
             );
 
-            let stored = store.order(&order.id).await.expect("order");
+            let again = store
+                .settle_rated(&order.id, at(7))
+                .await
+                .unwrap_or_else(|err| panic!("{context}: second settle_rated failed: {err}"));
             assert_eq!(
-                stored, rated,
-                "{context}: the stored order equals the one rate returned"
+                again, None,
+                "{context}: a second settle_rated books nothing"
             );
         }
     }
@@ -77,7 +104,7 @@ pub async fn rate_settles_by_points_rules(store: &dyn Store) {
 pub async fn second_rating_is_already_rated(store: &dyn Store) {
     let f = Fixture::new();
     let order = create_completed(store, f.order(), &agent("A1"), at(60)).await;
-    let (rated, _) = store
+    let rated = store
         .rate(&order.id, Rating::Satisfied, "好", at(5))
         .await
         .expect("first rating");
@@ -178,6 +205,10 @@ pub async fn settle_due_takes_unrated_once(store: &dyn Store) {
         .rate(&rated.id, Rating::Average, "", at(50))
         .await
         .expect("rate");
+    store
+        .settle_rated(&rated.id, at(50))
+        .await
+        .expect("settle_rated");
     let later = create_completed(store, f.order(), &holder, at(70)).await;
     let latest = create_completed(store, f.order(), &holder, at(71)).await;
 
@@ -261,6 +292,10 @@ pub async fn agent_points_by_month(store: &dyn Store) {
     for (class, rating, time) in rated {
         let order = create_completed(store, of_class(class), &holder, window_end).await;
         store.rate(&order.id, rating, "", time).await.expect("rate");
+        store
+            .settle_rated(&order.id, time)
+            .await
+            .expect("settle_rated");
     }
     create_completed(store, of_class(MatterClass::Two), &holder, december).await;
     let settled = store

@@ -50,10 +50,15 @@
 //!   `:unsatisfied` and `:points` (in tenths).
 //! - `daiban:{431127}:ledger` (stream): one entry per settlement with the
 //!   fields `order`, `agent`, `class`, `rating` (empty when the window
-//!   passed), `points`, `time` and `month`; never trimmed.
+//!   passed), `points`, `time` (of settlement), and the `month` and
+//!   `quarter` it is booked in; never trimmed.
+//!
+//! The `ledger` module lists the keys of quarters, statements and the
+//! settlement group.
 
 mod connection;
 mod keys;
+mod ledger;
 mod order_hash;
 mod reply;
 
@@ -63,8 +68,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use daiban_domain::{
-    AgentId, CountyCode, GridCode, Matter, MatterClass, OrderId, OrderState, Period, Rating,
-    WorkOrder, WorkResult, order_day, points_tenths,
+    AgentId, CountyCode, GridCode, Matter, OrderId, OrderState, Rating, WorkOrder, WorkResult,
+    order_day,
 };
 use deadpool_redis::{Connection, Pool};
 use redis::{RedisError, Script, Value};
@@ -103,7 +108,6 @@ struct Scripts {
     rate: Script,
     widen_due: Script,
     escalate_due: Script,
-    settle_due: Script,
     open_orders: Script,
     take_announcements: Script,
 }
@@ -129,7 +133,6 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     rate: script!("rate.lua"),
     widen_due: script!("widen_due.lua"),
     escalate_due: script!("escalate_due.lua"),
-    settle_due: script!("settle_due.lua"),
     open_orders: script!("open_orders.lua"),
     take_announcements: script!("take_announcements.lua"),
 });
@@ -302,18 +305,6 @@ fn command_failed(err: RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis command failed: {err}"))
 }
 
-/// Returns the month counter that `rating` adds to, named as in the points
-/// hash.
-fn tally(rating: Rating) -> &'static str {
-    if rating.is_satisfied() {
-        "satisfied"
-    } else if rating == Rating::Unsatisfied {
-        "unsatisfied"
-    } else {
-        ""
-    }
-}
-
 #[async_trait]
 impl Store for RedisStore {
     async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError> {
@@ -410,7 +401,7 @@ impl Store for RedisStore {
             ),
             None => Default::default(),
         };
-        let args = vec![
+        let mut args = vec![
             agent.to_string(),
             millis(now),
             millis(settle_at),
@@ -421,6 +412,7 @@ impl Store for RedisStore {
             class,
             department,
         ];
+        args.extend(ledger::completion_args(now));
         self.change_order(&SCRIPTS.complete, call, args).await
     }
 
@@ -445,45 +437,14 @@ impl Store for RedisStore {
         rating: Rating,
         comment: &str,
         now: DateTime<Utc>,
-    ) -> Result<(WorkOrder, Settlement), StoreError> {
+    ) -> Result<WorkOrder, StoreError> {
         let call = Call {
             id,
             action: action::RATED,
             agent: None,
         };
-        let period = Period::of(now);
-        let args = vec![
-            rating.as_str().to_owned(),
-            comment.to_owned(),
-            millis(now),
-            points_tenths(MatterClass::One, Some(rating)).to_string(),
-            points_tenths(MatterClass::Two, Some(rating)).to_string(),
-            tally(rating).to_owned(),
-            period.month.clone(),
-        ];
-        let order = self.change_order(&SCRIPTS.rate, call, args).await?;
-
-        let settled = (
-            order.agent.clone(),
-            order.matter_class(),
-            order.points_tenths,
-        );
-        let (Some(agent), Some(class), Some(points_tenths)) = settled else {
-            return Err(unexpected(
-                id,
-                "a settled order with agent, matter and points",
-            ));
-        };
-        let settlement = Settlement {
-            order: id.clone(),
-            agent,
-            class,
-            rating: Some(rating),
-            points_tenths,
-            settle_time: now,
-            period,
-        };
-        Ok((order, settlement))
+        let args = vec![rating.as_str().to_owned(), comment.to_owned(), millis(now)];
+        self.change_order(&SCRIPTS.rate, call, args).await
     }
 
     async fn widen_due(
@@ -526,50 +487,7 @@ impl Store for RedisStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Settlement>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let keys = CountyKeys::new(county);
-        let period = Period::of(now);
-        let args = vec![
-            millis(now),
-            limit.to_string(),
-            points_tenths(MatterClass::One, None).to_string(),
-            points_tenths(MatterClass::Two, None).to_string(),
-            period.month.clone(),
-        ];
-        let value = self
-            .invoke(&SCRIPTS.settle_due, &keys, keys.settle(), args)
-            .await?;
-
-        let entries = items(value).ok_or_else(|| unexpected(county, "a list of settlements"))?;
-        let mut settlements = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let parts: Vec<Option<String>> = items(entry)
-                .ok_or_else(|| unexpected(county, "a settlement"))?
-                .iter()
-                .map(text)
-                .collect();
-            let [Some(sequence), Some(agent), Some(class), Some(points)] = parts.as_slice() else {
-                return Err(unexpected(county, "sequence, agent, class and points"));
-            };
-            let invalid = || unexpected(county, "a valid settlement");
-            let sequence: u64 = sequence.parse().map_err(|_| invalid())?;
-            settlements.push(Settlement {
-                order: OrderId::new(county.clone(), sequence),
-                agent: AgentId::parse(agent).map_err(|_| invalid())?,
-                class: class
-                    .parse()
-                    .ok()
-                    .and_then(MatterClass::from_number)
-                    .ok_or_else(invalid)?,
-                rating: None,
-                points_tenths: points.parse().map_err(|_| invalid())?,
-                settle_time: now,
-                period: period.clone(),
-            });
-        }
-        Ok(settlements)
+        ledger::settle_due(self, county, now, limit).await
     }
 
     async fn next_deadline(

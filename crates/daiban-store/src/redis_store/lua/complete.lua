@@ -5,6 +5,8 @@
 -- order settles unless rated first. ARGV[6], ARGV[7]: result text and
 -- reference. ARGV[8] to ARGV[11]: code, name, class and department of the
 -- matter to set on an order that has none, all '' when none is given.
+-- ARGV[12], ARGV[13]: the year and quarter of now in UTC+8, whose counts of
+-- the agent's completed orders grow by one.
 --
 -- Returns {'ok', fields of the order} or a failure.
 local key, seq, agent, now, settle_at = KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -34,4 +36,6 @@ redis.call('HSET', key, 'state', 'completed', 'complete_time', now,
   'result_text', result_text, 'result_reference', result_reference)
 redis.call('ZADD', prefix .. 'settle', settle_at, seq)
 record(seq, 'completed', agent, now)
+redis.call('ZINCRBY', prefix .. 'completed:' .. ARGV[12], 1, agent)
+redis.call('ZINCRBY', prefix .. 'completed:' .. ARGV[13], 1, agent)
 return {'ok', redis.call('HGETALL', key)}
