@@ -406,3 +406,67 @@ async fn two_processes_widen_and_notify_each_order_once() {
         .into_inner();
     assert_eq!(seen.agent_id, agent);
 }
+
+#[tokio::test]
+async fn announcement_of_dead_replica_is_sent_by_another() {
+    use daiban_domain::{Applicant, Channel, CountyCode, GridCode, PhoneNumber};
+    use daiban_store::{NewOrder, RedisStore, Store};
+
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url())
+        .await
+        .expect("store connects");
+    let now = chrono::Utc::now();
+    let order = store
+        .submit(NewOrder {
+            county: CountyCode::parse("431127").unwrap(),
+            request_id: None,
+            request_text: "我要开餐馆".into(),
+            matter: None,
+            grid: Some(GridCode::parse(GRID).unwrap()),
+            address: String::new(),
+            applicant: Applicant {
+                name: "李四".into(),
+                phone: PhoneNumber::parse("13912345678").unwrap(),
+            },
+            channel: Channel::Wechat,
+            create_time: now,
+            grid_phase_until: Some(now + chrono::Duration::minutes(10)),
+            escalate_at: now + chrono::Duration::minutes(40),
+        })
+        .await
+        .expect("submit succeeds")
+        .into_order();
+
+    // A replica takes the announcement and dies before sending it.
+    let lease = Duration::from_secs(2);
+    let taken = store
+        .take_announcements(&order.county, chrono::Utc::now(), lease, 10)
+        .await
+        .expect("announcements can be taken");
+    assert_eq!(taken.len(), 1);
+    let died = Instant::now();
+
+    let mut env = Config::default().env();
+    env.insert("DAIBAN_REDIS_URL".into(), redis.url());
+    let survivor = ServiceProcess::start(&env);
+    let needle = format!("order.id={}", order.id);
+    let deadline = died + Duration::from_secs(6);
+    while !survivor
+        .log()
+        .iter()
+        .any(|l| l.contains("offered to grid") && l.contains(&needle))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the survivor did not send the offer:\n{}",
+            survivor.log().join("\n")
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    let waited = died.elapsed();
+    assert!(
+        waited >= lease - Duration::from_millis(100),
+        "the lease was not respected: sent after {waited:?}"
+    );
+}

@@ -286,14 +286,14 @@ impl ServiceProcess {
     }
 
     /// Sends SIGTERM and waits up to ten seconds for the process to exit.
+    /// This blocks the thread: a test that must keep its own connections
+    /// served meanwhile uses [`ServiceProcess::send_sigterm`] and
+    /// [`ServiceProcess::exited`].
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        self.send_sigterm();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(status) = self.child.try_wait().expect("child status is readable") {
+            if let Some(status) = self.exited() {
                 return status;
             }
             if Instant::now() > deadline {
@@ -302,6 +302,18 @@ impl ServiceProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    pub fn send_sigterm(&self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("child status is readable")
     }
 }
 

@@ -1,6 +1,7 @@
-//! The dispatcher task inside `daiban serve`: it widens orders whose grid
-//! phase ended, escalates orders nobody grabbed, and settles orders whose
-//! rating window passed, each once, however many replicas run it.
+//! The dispatcher inside `daiban serve`: one task widens orders whose grid
+//! phase ended, escalates orders nobody grabbed and settles orders whose
+//! rating window passed; another sends the notifications those changes
+//! owe. Each happens once, however many replicas run it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,9 @@ use std::time::Duration;
 use chrono::Utc;
 use daiban_domain::CountyCode;
 use daiban_points::Points;
-use daiban_store::{Store, StoreError};
-use tokio::sync::watch;
-use tracing::{info, warn};
+use daiban_store::{Announcement, AnnouncementKind, Store, StoreError};
+use tokio::sync::{Notify, watch};
+use tracing::{debug, info, warn};
 
 use crate::offers::Offers;
 
@@ -23,6 +24,13 @@ const MAX_SLEEP: Duration = Duration::from_millis(200);
 
 /// Pause after the store failed, before trying again.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Announcements taken per store call.
+const ANNOUNCE_BATCH: usize = 50;
+
+/// How long a taken announcement stays with this process before another
+/// may take it: the time a crashed replica's notifications wait.
+const ANNOUNCE_LEASE: Duration = Duration::from_secs(2);
 
 /// The timing rules of one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +58,7 @@ pub struct Dispatcher {
     offers: Offers,
     points: Arc<Points>,
     counties: Vec<CountyCode>,
+    wake: Arc<Notify>,
 }
 
 impl Dispatcher {
@@ -64,12 +73,28 @@ impl Dispatcher {
             offers,
             points,
             counties,
+            wake: Arc::new(Notify::new()),
         }
     }
 
-    /// Runs rounds until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// A handle that makes the dispatcher look for work at once, for the
+    /// calls that just owed a notification.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs the deadline and announcement loops until `shutdown` turns
+    /// true.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         info!(counties = self.counties.len(), "dispatcher started");
+        let this = Arc::new(self);
+        let deadlines = tokio::spawn(this.clone().run_deadlines(shutdown.clone()));
+        let announcements = tokio::spawn(this.run_announcements(shutdown));
+        let _ = tokio::join!(deadlines, announcements);
+        info!("dispatcher stopped");
+    }
+
+    async fn run_deadlines(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut failing = false;
         while !*shutdown.borrow() {
             let pause = match self.round().await {
@@ -93,7 +118,77 @@ impl Dispatcher {
                 _ = shutdown.changed() => {}
             }
         }
-        info!("dispatcher stopped");
+    }
+
+    async fn run_announcements(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut failing = false;
+        while !*shutdown.borrow() {
+            let pause = match self.announce().await {
+                Ok(sent) => {
+                    if failing {
+                        info!("announcements recovered");
+                        failing = false;
+                    }
+                    if sent > 0 { Duration::ZERO } else { MAX_SLEEP }
+                }
+                Err(err) => {
+                    if !failing {
+                        warn!(error = %err, "taking announcements failed; retrying every second");
+                        failing = true;
+                    }
+                    RETRY_PAUSE
+                }
+            };
+            if pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Sends every due announcement of every county; returns how many.
+    async fn announce(&self) -> Result<usize, StoreError> {
+        let mut sent = 0;
+        for county in &self.counties {
+            let taken = self
+                .store
+                .take_announcements(county, Utc::now(), ANNOUNCE_LEASE, ANNOUNCE_BATCH)
+                .await?;
+            for announcement in taken {
+                self.deliver(&announcement).await;
+                self.store
+                    .ack_announcement(announcement.kind, &announcement.order.id)
+                    .await?;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends what `announcement` owes, unless the order stopped being open
+    /// since: nobody needs an offer of a claimed or cancelled order.
+    async fn deliver(&self, announcement: &Announcement) {
+        let order = &announcement.order;
+        if !order.state.is_open() {
+            debug!(order.id = %order.id, kind = announcement.kind.as_str(), "announcement of a closed order dropped");
+            return;
+        }
+        match announcement.kind {
+            AnnouncementKind::Submitted => {
+                self.offers.submitted(order).await;
+            }
+            AnnouncementKind::Widened => {
+                self.offers.widened(order).await;
+            }
+            AnnouncementKind::Released => {
+                self.offers.released(order).await;
+            }
+            AnnouncementKind::Escalated => self.offers.escalated(order).await,
+        }
     }
 
     /// Handles everything due now and returns how long to sleep until the
@@ -121,16 +216,9 @@ impl Dispatcher {
                 let lag_ms = (now - order.widen_time).num_milliseconds();
                 info!(order.id = %order.id, lag_ms, "order widened");
             }
-            // TODO: an order widened here but not yet announced when the
-            // process dies is never announced; the widening and the offer
-            // SMS are not one step.
-            let offers = self.offers.clone();
-            let widened = batch.clone();
-            tokio::spawn(async move {
-                for order in &widened {
-                    offers.widened(order).await;
-                }
-            });
+            if !batch.is_empty() {
+                self.wake.notify_one();
+            }
             if batch.len() < BATCH {
                 return Ok(());
             }
@@ -142,7 +230,9 @@ impl Dispatcher {
             let batch = self.store.escalate_due(county, Utc::now(), BATCH).await?;
             for order in &batch {
                 warn!(order.id = %order.id, "order escalated to the duty desk");
-                self.offers.escalated(order).await;
+            }
+            if !batch.is_empty() {
+                self.wake.notify_one();
             }
             if batch.len() < BATCH {
                 return Ok(());

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use daiban_domain::{Agent, AgentId, Directory, OrderState, WorkOrder};
+use daiban_domain::{Agent, AgentId, Directory, WorkOrder};
 use tracing::{info, warn};
 
 use crate::notifier::{Notifier, Recipient, Sms};
@@ -26,14 +26,14 @@ impl Offers {
         }
     }
 
-    /// Offers a new order: to its grid's active agents during the grid
-    /// phase, else to every active agent of the county.
+    /// Offers a new order: to its grid's active agents when it has a grid
+    /// phase, else to every active agent of the county. The phase is read
+    /// from the order's times, not its state, so a late announcement of an
+    /// order widened since still goes to the grid's agents only: the
+    /// widening announcement covers the rest.
     pub async fn submitted(&self, order: &WorkOrder) -> usize {
-        if order.state == OrderState::OfferedToGrid {
-            let grid = order
-                .grid
-                .as_ref()
-                .expect("an order in its grid phase has a grid");
+        let grid_phase = order.widen_time > order.create_time;
+        if let (Some(grid), true) = (&order.grid, grid_phase) {
             let minutes = (order.widen_time - order.create_time)
                 .num_seconds()
                 .max(1)

@@ -4,17 +4,24 @@ use chrono::Utc;
 use daiban_domain::{MatterCode, WorkResult};
 use daiban_proto::v1 as pb;
 use daiban_proto::v1::agent_service_server::AgentService;
+use daiban_proto::v1::open_order_change::Kind;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
-use tracing::{info, instrument};
+use tracing::{debug, info, instrument};
 
 use crate::app::{App, order_id, text_field};
 use crate::convert::{self, Viewer};
 use crate::error::{FieldViolations, invalid_field, status, store_status};
+use crate::live;
 use crate::work_orders::{MAX_REASON, chrono_duration};
 
 const DEFAULT_PAGE_SIZE: i32 = 50;
 const MAX_PAGE_SIZE: i32 = 200;
 const MAX_RESULT_TEXT: usize = 2000;
+/// Changes queued per stream for a slow client; a full queue holds back
+/// only that stream's task.
+const STREAM_BUFFER: usize = 64;
 const MAX_RESULT_REFERENCE: usize = 200;
 
 pub struct Agents {
@@ -48,6 +55,76 @@ fn same_county(agent: &daiban_domain::Agent, id: &daiban_domain::OrderId) -> Res
 
 #[tonic::async_trait]
 impl AgentService for Agents {
+    type WatchOpenOrdersStream = ReceiverStream<Result<pb::OpenOrderChange, Status>>;
+
+    async fn watch_open_orders(
+        &self,
+        request: Request<pb::WatchOpenOrdersRequest>,
+    ) -> Result<Response<Self::WatchOpenOrdersStream>, Status> {
+        let agent = self.app.calling_agent(&request)?.clone();
+        let county = agent.grid.county();
+        // Subscribed before the snapshot is read, so no change falls
+        // between them; a change seen twice is harmless.
+        let mut changes = self
+            .app
+            .live
+            .subscribe(&county)
+            .ok_or_else(|| Status::internal(format!("no live offers for county {county}")))?;
+        let open = self
+            .app
+            .store
+            .open_orders(&county, &agent.grid, Utc::now(), MAX_PAGE_SIZE as usize)
+            .await
+            .map_err(store_status)?;
+
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let mut shutdown = self.app.shutdown.clone();
+        tokio::spawn(async move {
+            for order in &open {
+                let change = live::message(Kind::Open, &order.id.to_string(), Some(order));
+                if sender.send(Ok(change)).await.is_err() {
+                    return;
+                }
+            }
+            if sender
+                .send(Ok(live::message(Kind::Synced, "", None)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            loop {
+                let change = tokio::select! {
+                    received = changes.recv() => received,
+                    _ = shutdown.changed() => {
+                        let _ = sender.send(Err(Status::unavailable("the server is shutting down; reconnect"))).await;
+                        return;
+                    }
+                    () = sender.closed() => return,
+                };
+                let message = match change {
+                    Ok(change) => live::view(&agent, &change),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        debug!(agent.id = %agent.id, missed, "stream fell behind; told to resync");
+                        Some(live::message(Kind::Resync, "", None))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let _ = sender
+                            .send(Err(Status::unavailable("live offers stopped; reconnect")))
+                            .await;
+                        return;
+                    }
+                };
+                if let Some(message) = message
+                    && sender.send(Ok(message)).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
     async fn list_open_orders(
         &self,
         request: Request<pb::ListOpenOrdersRequest>,
@@ -124,11 +201,7 @@ impl AgentService for Agents {
             .await
             .map_err(store_status)?;
         info!(order.id = %order.id, agent.id = %agent.id, "order released");
-        let offers = self.app.offers.clone();
-        let released = order.clone();
-        tokio::spawn(async move {
-            offers.released(&released).await;
-        });
+        self.app.dispatcher.notify_one();
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }
 

@@ -2,23 +2,30 @@
 
 use std::sync::Arc;
 
-use daiban_dispatch::{Offers, Policy};
+use daiban_dispatch::Policy;
 use daiban_domain::{Agent, Directory, OrderId};
 use daiban_points::Points;
 use daiban_store::Store;
+use tokio::sync::{Notify, watch};
 use tonic::{Code, Request, Status};
 
 use crate::auth::Auth;
 use crate::error::{invalid_field, status};
+use crate::live::Live;
 
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<dyn Store>,
     pub directory: Arc<Directory>,
     pub auth: Auth,
-    pub offers: Offers,
+    /// Wakes this process's dispatcher to send the notifications a call
+    /// just owed.
+    pub dispatcher: Arc<Notify>,
     pub points: Arc<Points>,
     pub policy: Policy,
+    pub live: Arc<Live>,
+    /// Turns true when the server starts shutting down, to end streams.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl App {

@@ -11,12 +11,12 @@ pub mod config;
 mod convert;
 mod directory;
 mod error;
+mod live;
 mod points;
 mod work_orders;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use daiban_dispatch::{Dispatcher, LogNotifier, Offers};
@@ -86,7 +86,10 @@ pub struct Service {
     app: app::App,
     listener: TcpListener,
     local_addr: SocketAddr,
-    counties: Vec<daiban_domain::CountyCode>,
+    dispatcher: Dispatcher,
+    /// Tells the dispatcher, the live-offer readers and the streams to
+    /// stop.
+    stop: watch::Sender<bool>,
 }
 
 impl Service {
@@ -143,11 +146,16 @@ impl Service {
         let directory = Arc::new(directory);
         let offers = Offers::new(directory.clone(), Arc::new(LogNotifier));
         let points = Arc::new(Points::new(store.clone(), settings.bonus_rate));
+        let dispatcher = Dispatcher::new(store.clone(), offers, points.clone(), counties.clone());
+        let (stop, shutdown) = watch::channel(false);
+        let live = Arc::new(live::Live::new(&counties));
         let app = app::App {
+            live,
+            shutdown,
             store,
             directory,
             auth,
-            offers,
+            dispatcher: dispatcher.waker(),
             points,
             policy,
         };
@@ -172,7 +180,8 @@ impl Service {
             app,
             listener,
             local_addr,
-            counties,
+            dispatcher,
+            stop,
         })
     }
 
@@ -183,14 +192,14 @@ impl Service {
     /// Serves until `shutdown` completes, then stops accepting calls, lets
     /// the calls in flight finish and stops the dispatcher.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let dispatcher = Dispatcher::new(
-            self.app.store.clone(),
-            self.app.offers.clone(),
-            self.app.points.clone(),
-            self.counties.clone(),
+        let stop = self.stop;
+        let dispatcher = tokio::spawn(self.dispatcher.run(stop.subscribe()));
+        let live = tokio::spawn(
+            self.app
+                .live
+                .clone()
+                .run(self.app.store.clone(), stop.subscribe()),
         );
-        let dispatcher = tokio::spawn(dispatcher.run(stop_rx));
 
         // Both reflection versions, because grpcurl before 1.9 speaks only
         // v1alpha; the google.rpc types let clients decode error details.
@@ -229,20 +238,16 @@ impl Service {
             )
             .serve_with_incoming_shutdown(incoming, async {
                 shutdown.await;
-                info!("shutting down: no new calls accepted");
+                info!("shutting down: no new calls accepted, streams closed");
+                // Streams would otherwise keep the server draining forever.
+                let _ = stop.send(true);
             })
             .await;
 
-        let _ = stop_tx.send(true);
+        let _ = stop.send(true);
         let _ = dispatcher.await;
+        let _ = live.await;
         info!("stopped");
         served.map_err(ServeError::from)
     }
-}
-
-/// Whether `path` looks like a directory folder: it has the three files.
-pub fn is_directory_folder(path: &Path) -> bool {
-    ["grids.csv", "agents.csv", "matters.csv"]
-        .iter()
-        .all(|f| path.join(f).is_file())
 }

@@ -222,11 +222,7 @@ impl WorkOrderService for WorkOrders {
                     state = order.state.as_str(),
                     "order submitted"
                 );
-                let offers = self.app.offers.clone();
-                let order = order.clone();
-                tokio::spawn(async move {
-                    offers.submitted(&order).await;
-                });
+                self.app.dispatcher.notify_one();
             }
             Submitted::Existing(order) => {
                 debug!(order.id = %order.id, "retry returned the existing order")
