@@ -6,7 +6,7 @@ use daiban_proto::v1 as pb;
 use daiban_tests::service::{APP_KEY, EXPORT_KEY, SMS_KEY};
 use daiban_tests::{
     Config, TestApp, agents_outside, bad_fields, grid_agents, precise_request, reason, spawn_app,
-    with_bearer,
+    wait_for_state, with_bearer,
 };
 use tonic::Code;
 
@@ -375,7 +375,7 @@ async fn second_rating_and_bad_rating_are_rejected() {
     assert_eq!(second.code(), Code::FailedPrecondition);
     assert_eq!(reason(&second), "ALREADY_RATED");
 
-    let after = get(&app, &order.order_id).await;
+    let after = wait_for_state(&app, &order.order_id, pb::WorkOrderState::Settled).await;
     assert_eq!(after.rating, pb::Rating::Unsatisfied as i32);
     assert_eq!(after.points_tenths, 0, "unsatisfied earns nothing");
 

@@ -2,7 +2,9 @@
 
 use daiban_proto::v1 as pb;
 use daiban_tests::service::{ADMIN_KEY, APP_KEY, EXPORT_KEY};
-use daiban_tests::{Config, agents_outside, grid_agents, precise_request, spawn_app, with_bearer};
+use daiban_tests::{
+    Config, agents_outside, grid_agents, precise_request, spawn_app, wait_for_state, with_bearer,
+};
 
 const GRID: &str = "431127100008";
 
@@ -101,10 +103,20 @@ async fn precise_order_lives_from_submit_to_points() {
         .await
         .expect("applicant rates")
         .into_inner();
-    assert_eq!(rated.state, pb::WorkOrderState::Settled as i32);
     assert_eq!(
-        rated.points_tenths, 30,
+        rated.state,
+        pb::WorkOrderState::Completed as i32,
+        "rating records; the points consumer settles"
+    );
+    assert_eq!(rated.rating, pb::Rating::VerySatisfied as i32);
+    let settled = wait_for_state(&app, &order.order_id, pb::WorkOrderState::Settled).await;
+    assert_eq!(
+        settled.points_tenths, 30,
         "class 2 earns 2 points, satisfied adds 1"
+    );
+    assert_eq!(
+        settled.settle_time, rated.rate_time,
+        "a rated order settles as of its rating"
     );
 
     let points = app

@@ -6,6 +6,8 @@ pub mod service;
 
 pub use service::{Config, ServiceProcess, TestApp, spawn_app, with_bearer};
 
+use std::time::{Duration, Instant};
+
 use daiban_domain::{Directory, GridCode};
 use daiban_proto::v1 as pb;
 use tonic::Status;
@@ -74,4 +76,39 @@ pub fn bad_fields(status: &Status) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Polls the order through `GetWorkOrder` until it is in `state`, for at
+/// most five seconds, and returns it.
+///
+/// # Panics
+///
+/// When the call fails, or the order is not in `state` in time.
+pub async fn wait_for_state(
+    app: &TestApp,
+    order_id: &str,
+    state: pb::WorkOrderState,
+) -> pb::WorkOrder {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let order = app
+            .work_orders()
+            .get_work_order(with_bearer(
+                pb::GetWorkOrderRequest {
+                    order_id: order_id.into(),
+                },
+                service::APP_KEY,
+            ))
+            .await
+            .expect("get succeeds")
+            .into_inner();
+        if order.state == state as i32 {
+            return order;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {order_id} did not reach {state:?} within five seconds: {order:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use daiban_points::PointsError;
 use daiban_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -83,6 +84,44 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
     violations
         .into_result()
         .expect_err("one violation was added")
+}
+
+/// Converts a failure to close a quarter or build its statement.
+pub fn points_status(err: PointsError) -> Status {
+    let message = err.to_string();
+    match err {
+        PointsError::QuarterNotEnded { quarter, end } => status(
+            Code::FailedPrecondition,
+            "QUARTER_NOT_ENDED",
+            message,
+            &[
+                ("quarter", quarter.to_string()),
+                ("end_time", end.to_rfc3339()),
+            ],
+        ),
+        PointsError::AlreadyClosed {
+            quarter,
+            close_time,
+        } => status(
+            Code::FailedPrecondition,
+            "QUARTER_ALREADY_CLOSED",
+            message,
+            &[
+                ("quarter", quarter.to_string()),
+                ("close_time", close_time.to_rfc3339()),
+            ],
+        ),
+        // `Points` logged the details when it found the disagreement.
+        PointsError::Inconsistent { quarter, .. } => status(
+            Code::Internal,
+            "LEDGER_INCONSISTENT",
+            format!(
+                "the points ledger of quarter {quarter} does not add up; the service log has details"
+            ),
+            &[("quarter", quarter.to_string())],
+        ),
+        PointsError::Store(err) => store_status(err),
+    }
 }
 
 pub fn store_status(err: StoreError) -> Status {
