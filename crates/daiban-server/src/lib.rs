@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use daiban_dispatch::{Dispatcher, LogNotifier, Offers};
 use daiban_domain::Directory;
-use daiban_points::Points;
+use daiban_points::{Points, SettlementConsumer, process_consumer_name};
 use daiban_proto::v1::agent_service_server::AgentServiceServer;
 use daiban_proto::v1::directory_service_server::DirectoryServiceServer;
 use daiban_proto::v1::points_service_server::PointsServiceServer;
@@ -200,6 +200,10 @@ impl Service {
                 .clone()
                 .run(self.app.store.clone(), stop.subscribe()),
         );
+        let counties = self.app.directory.counties().into_iter().collect();
+        let consumer =
+            SettlementConsumer::new(self.app.store.clone(), counties, process_consumer_name());
+        let settlement = tokio::spawn(consumer.run(stop.subscribe()));
 
         // Both reflection versions, because grpcurl before 1.9 speaks only
         // v1alpha; the google.rpc types let clients decode error details.
@@ -247,6 +251,7 @@ impl Service {
         let _ = stop.send(true);
         let _ = dispatcher.await;
         let _ = live.await;
+        let _ = settlement.await;
         info!("stopped");
         served.map_err(ServeError::from)
     }
