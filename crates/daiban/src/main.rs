@@ -1,7 +1,8 @@
-//! The `daiban` command: `serve` runs the service; `token` and `replay` are
-//! tools around it.
+//! The `daiban` command: `serve` runs the service; `token`, `replay`,
+//! `export-bonus` and `close-quarter` are tools around it.
 
 mod client;
+mod export;
 mod replay;
 
 use std::process::ExitCode;
@@ -34,6 +35,14 @@ enum Command {
     /// Play a requests file against a running service, with simulated
     /// agents who grab, complete and rate orders.
     Replay(replay::ReplayArgs),
+    /// Write a county's bonus statement for a quarter to a CSV or XLSX
+    /// file. Exit codes: 0 done, 2 invalid command line, 3 request
+    /// rejected, 4 credential rejected, 5 service unavailable (retry), 6
+    /// output not writable, 1 anything else.
+    ExportBonus(export::ExportArgs),
+    /// Close a quarter that has ended and freeze its bonus statement. Exit
+    /// codes as for export-bonus.
+    CloseQuarter(export::CloseArgs),
 }
 
 #[derive(Subcommand)]
@@ -60,7 +69,7 @@ fn main() -> ExitCode {
             // `{:#}` prints the cause chain on one line; a backtrace would
             // only bury a configuration mistake.
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(export::exit_code(&err))
         }
     }
 }
@@ -80,7 +89,14 @@ fn run(cli: Cli) -> Result<()> {
                 tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
             runtime.block_on(replay::run(args))
         }
+        Command::ExportBonus(args) => client_runtime()?.block_on(export::run_export(args)),
+        Command::CloseQuarter(args) => client_runtime()?.block_on(export::run_close(args)),
     }
+}
+
+/// A runtime for a client command, which logs nothing of its own.
+fn client_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("failed to start the tokio runtime")
 }
 
 fn init_logging() {
