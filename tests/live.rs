@@ -196,14 +196,26 @@ async fn streams_end_with_unavailable_at_shutdown() {
     let mut stream = watch(channel, &grid_agents(GRID).remove(0)).await;
     assert_eq!(next(&mut stream).await.kind, Kind::Synced as i32);
 
-    let status = service.terminate();
-    assert!(
-        status.success(),
-        "daiban serve exits 0 on SIGTERM: {status:?}"
-    );
+    service.send_sigterm();
     let end = timeout(Duration::from_secs(5), stream.message())
         .await
         .expect("the stream ends promptly");
     let err = end.expect_err("the stream ends with a status");
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = service.exited() {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "daiban serve did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        status.success(),
+        "daiban serve exits 0 on SIGTERM: {status:?}"
+    );
 }
