@@ -1,12 +1,15 @@
 //! The demo week replayed through gRPC against a `daiban serve` process
-//! with its own Redis, and its counts checked against each other and
-//! against the points ledger.
+//! with its own Redis, and its counts checked against each other, against
+//! the points ledger and against the exported bonus statement.
 
 use std::collections::HashSet;
 use std::process::Command;
 
+use chrono::Utc;
+use daiban_domain::{BonusRate, CountyCode, MatterClass, Quarter, format_points, format_yuan};
 use daiban_proto::v1 as pb;
 use daiban_proto::v1::points_service_client::PointsServiceClient;
+use daiban_store::{Ledger, RedisStore};
 use daiban_tests::redis::RedisServer;
 use daiban_tests::service::{EXPORT_KEY, connect, daiban_binary};
 use daiban_tests::{Config, ServiceProcess, with_bearer};
@@ -143,6 +146,62 @@ async fn demo_week_replays_and_counts_add_up() {
     assert_eq!(
         ledger_total,
         summary["points_settled_tenths"].as_i64().unwrap()
+    );
+
+    // The export job's totals row equals the sum of the quarter's ledger.
+    let quarter = Quarter::of(Utc::now());
+    let out = std::env::temp_dir().join(format!("daiban-week-{}.csv", std::process::id()));
+    let export = Command::new(daiban_binary())
+        .args(["export-bonus", "--quarter", &quarter.to_string(), "--out"])
+        .arg(&out)
+        .envs(&env)
+        .env("DAIBAN_SERVER", format!("http://{}", service.addr))
+        .output()
+        .expect("daiban export-bonus runs");
+    assert!(
+        export.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let text = std::fs::read_to_string(&out).expect("the export wrote its file");
+    let _ = std::fs::remove_file(&out);
+    let totals: Vec<&str> = text
+        .lines()
+        .last()
+        .expect("the export has rows")
+        .split(',')
+        .collect();
+    assert_eq!(
+        totals[0], "合计",
+        "the last row is the totals row: {totals:?}"
+    );
+
+    let store = RedisStore::connect(&redis.url()).await.expect("connect");
+    let county = CountyCode::parse("431127").expect("valid county code");
+    let ledger: Vec<_> = store
+        .ledger(&county)
+        .await
+        .expect("ledger")
+        .into_iter()
+        .filter(|entry| entry.period.quarter == quarter.to_string())
+        .collect();
+    let points: i64 = ledger.iter().map(|e| i64::from(e.points_tenths)).sum();
+    let class1 = ledger
+        .iter()
+        .filter(|e| e.class == MatterClass::One)
+        .count();
+    assert!(!ledger.is_empty(), "the week settled into {quarter}");
+    assert_eq!(totals[5], class1.to_string(), "class-1 orders");
+    assert_eq!(
+        totals[6],
+        (ledger.len() - class1).to_string(),
+        "class-2 orders"
+    );
+    assert_eq!(totals[9], format_points(points), "points");
+    assert_eq!(
+        totals[10],
+        format_yuan(BonusRate::default().bonus_fen(points)),
+        "bonus at 10 yuan a point"
     );
     drop(redis);
 }
