@@ -24,7 +24,7 @@ fn token(agent: &str) -> String {
         api_keys: Vec::new(),
     })
     .mint(
-        &daiban_domain::AgentId::parse(agent).unwrap(),
+        &daiban_domain::AgentId::parse(agent).expect("test agent id is valid"),
         Duration::from_secs(600),
     )
 }

@@ -214,6 +214,7 @@ impl Dispatcher {
             let batch = self.store.widen_due(county, now, BATCH).await?;
             for order in &batch {
                 let lag_ms = (now - order.widen_time).num_milliseconds();
+                metrics::histogram!("daiban_widening_lag_seconds").record(lag_ms as f64 / 1000.0);
                 info!(order.id = %order.id, lag_ms, "order widened");
             }
             if !batch.is_empty() {

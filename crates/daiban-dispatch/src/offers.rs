@@ -107,8 +107,12 @@ impl Offers {
                 text: text.to_owned(),
             };
             match self.notifier.send(sms).await {
-                Ok(()) => sent += 1,
+                Ok(()) => {
+                    metrics::counter!("daiban_sms_total", "result" => "sent").increment(1);
+                    sent += 1;
+                }
                 Err(err) => {
+                    metrics::counter!("daiban_sms_total", "result" => "failed").increment(1);
                     warn!(order.id = %order.id, agent.id = %agent.id, error = %err, "offer sms failed")
                 }
             }

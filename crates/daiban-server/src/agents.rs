@@ -12,7 +12,7 @@ use tracing::{debug, info, instrument};
 
 use crate::app::{App, order_id, text_field};
 use crate::convert::{self, Viewer};
-use crate::error::{FieldViolations, invalid_field, status, store_status};
+use crate::error::{FieldViolations, invalid_field, status, store_reason, store_status};
 use crate::live;
 use crate::work_orders::{MAX_REASON, chrono_duration};
 
@@ -172,7 +172,12 @@ impl AgentService for Agents {
             .store
             .claim(&id, &agent.id, &agent.grid, Utc::now())
             .await
-            .map_err(store_status)?;
+            .map_err(|err| {
+                metrics::counter!("daiban_claims_total", "result" => store_reason(&err))
+                    .increment(1);
+                store_status(err)
+            })?;
+        metrics::counter!("daiban_claims_total", "result" => "won").increment(1);
         let in_grid_phase = order.claim_time.is_some_and(|t| t < order.widen_time);
         info!(order.id = %order.id, agent.id = %agent.id, in_grid_phase, "order claimed");
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))

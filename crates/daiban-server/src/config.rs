@@ -46,6 +46,8 @@ impl std::fmt::Debug for Credentials {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Where to serve Prometheus metrics; `None` serves none.
+    pub metrics_listen: Option<SocketAddr>,
     pub redis_url: Option<String>,
     pub policy: Policy,
     pub directory: DirectorySource,
@@ -85,6 +87,16 @@ impl Settings {
                 default_listen()
             }
         };
+
+        let metrics_listen = get("DAIBAN_METRICS_LISTEN").and_then(|text| {
+            let parsed = text.trim().parse().ok();
+            if parsed.is_none() {
+                errors.push(format!(
+                    "DAIBAN_METRICS_LISTEN: expected an address and port such as 127.0.0.1:9090, got {text:?}"
+                ));
+            }
+            parsed
+        });
 
         let redis_url = get("DAIBAN_REDIS_URL").map(|url| url.trim().to_owned());
         if let Some(url) = &redis_url {
@@ -182,6 +194,7 @@ impl Settings {
         if errors.is_empty() {
             Ok(Self {
                 listen,
+                metrics_listen,
                 redis_url,
                 policy,
                 directory,

@@ -124,24 +124,39 @@ pub fn points_status(err: PointsError) -> Status {
     }
 }
 
+/// The `ErrorInfo` reason that `store_status` gives `err`.
+pub fn store_reason(err: &StoreError) -> &'static str {
+    match err {
+        StoreError::OrderNotFound(_) => "ORDER_NOT_FOUND",
+        StoreError::AlreadyClaimed { .. } => "ORDER_ALREADY_CLAIMED",
+        StoreError::ReservedForGrid { .. } => "ORDER_RESERVED_FOR_GRID",
+        StoreError::StateConflict { .. } => "ORDER_STATE_CONFLICT",
+        StoreError::AlreadyRated { .. } => "ALREADY_RATED",
+        StoreError::NotHolder { .. } => "NOT_ORDER_HOLDER",
+        StoreError::Unavailable(_) => "STORE_UNAVAILABLE",
+        StoreError::Corrupt { .. } => "STORE_CORRUPT",
+    }
+}
+
 pub fn store_status(err: StoreError) -> Status {
     let message = err.to_string();
+    let reason = store_reason(&err);
     match err {
         StoreError::OrderNotFound(id) => status(
             Code::NotFound,
-            "ORDER_NOT_FOUND",
+            reason,
             message,
             &[("order_id", id.to_string())],
         ),
         StoreError::AlreadyClaimed { order } => status(
             Code::FailedPrecondition,
-            "ORDER_ALREADY_CLAIMED",
+            reason,
             message,
             &[("order_id", order.to_string())],
         ),
         StoreError::ReservedForGrid { order, grid, until } => status(
             Code::FailedPrecondition,
-            "ORDER_RESERVED_FOR_GRID",
+            reason,
             message,
             &[
                 ("order_id", order.to_string()),
@@ -151,7 +166,7 @@ pub fn store_status(err: StoreError) -> Status {
         ),
         StoreError::StateConflict { order, state, .. } => status(
             Code::FailedPrecondition,
-            "ORDER_STATE_CONFLICT",
+            reason,
             message,
             &[
                 ("order_id", order.to_string()),
@@ -160,13 +175,13 @@ pub fn store_status(err: StoreError) -> Status {
         ),
         StoreError::AlreadyRated { order } => status(
             Code::FailedPrecondition,
-            "ALREADY_RATED",
+            reason,
             message,
             &[("order_id", order.to_string())],
         ),
         StoreError::NotHolder { order, .. } => status(
             Code::PermissionDenied,
-            "NOT_ORDER_HOLDER",
+            reason,
             message,
             &[("order_id", order.to_string())],
         ),
@@ -174,7 +189,7 @@ pub fn store_status(err: StoreError) -> Status {
             error!(error = %message, "store unavailable");
             status(
                 Code::Unavailable,
-                "STORE_UNAVAILABLE",
+                reason,
                 "order store unavailable; retry shortly",
                 &[],
             )
@@ -183,7 +198,7 @@ pub fn store_status(err: StoreError) -> Status {
             error!(error = %message, "store returned unreadable data");
             status(
                 Code::Internal,
-                "STORE_CORRUPT",
+                reason,
                 "stored order is unreadable; the service log has details",
                 &[],
             )

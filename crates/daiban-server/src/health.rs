@@ -41,6 +41,7 @@ pub async fn watch_store(
                 warn!("health: not serving, the store does not answer");
             }
             set_all(&reporter, status(now_serving)).await;
+            metrics::gauge!("daiban_store_up").set(if now_serving { 1.0 } else { 0.0 });
             serving = Some(now_serving);
         }
         tokio::select! {

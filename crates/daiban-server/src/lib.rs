@@ -13,6 +13,7 @@ mod directory;
 mod error;
 mod health;
 mod live;
+mod metrics;
 mod points;
 mod work_orders;
 
@@ -45,12 +46,14 @@ pub enum ServeError {
     Directory { path: String, reason: String },
     #[error("failed to connect to Redis: {0}")]
     Redis(String),
-    #[error("failed to listen on {addr}: {source}")]
+    #[error("failed to listen on {addr}")]
     Listen {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
+    #[error("DAIBAN_METRICS_LISTEN: failed to serve metrics on {addr}: {reason}")]
+    Metrics { addr: SocketAddr, reason: String },
     #[error("failed to build gRPC reflection: {0}")]
     Reflection(String),
     #[error("gRPC server failed: {0}")]
@@ -130,6 +133,10 @@ impl Service {
         };
 
         info!("sms: logged, not sent (DAIBAN_SMS_GATEWAY_URL unset)");
+        if let Some(addr) = settings.metrics_listen {
+            metrics::install(addr).map_err(|reason| ServeError::Metrics { addr, reason })?;
+            info!(addr = %addr, "metrics served at /metrics");
+        }
         let auth = Auth::new(&settings.credentials);
         if auth.is_development() {
             warn!(
@@ -210,7 +217,9 @@ impl Service {
         let counties = self.app.directory.counties().into_iter().collect();
         let consumer =
             SettlementConsumer::new(self.app.store.clone(), counties, process_consumer_name());
-        let settlement = tokio::spawn(async move { let _ = consumer; });
+        let settlement = tokio::spawn(async move {
+            let _ = consumer;
+        });
 
         // Both reflection versions, because grpcurl before 1.9 speaks only
         // v1alpha; the google.rpc types let clients decode error details.
@@ -231,6 +240,7 @@ impl Service {
         let incoming =
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let served = tonic::transport::Server::builder()
+            .layer(metrics::CallsLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)

@@ -216,6 +216,8 @@ impl WorkOrderService for WorkOrders {
         let submitted = self.app.store.submit(new).await.map_err(store_status)?;
         match &submitted {
             Submitted::Created(order) => {
+                let offer = if order.widened { "county" } else { "grid" };
+                metrics::counter!("daiban_orders_submitted_total", "offer" => offer).increment(1);
                 info!(
                     order.id = %order.id,
                     grid = order.grid.as_ref().map(|g| g.to_string()).unwrap_or_default(),

@@ -1,0 +1,97 @@
+//! Prometheus metrics on their own address (`DAIBAN_METRICS_LISTEN`).
+//!
+//! The series, all prefixed `daiban_`:
+//! - `grpc_calls_total{method, code}`: finished gRPC calls.
+//! - `orders_submitted_total{offer}`: new orders, `offer` = `grid` or
+//!   `county` (offered county-wide at once).
+//! - `claims_total{result}`: grabs, `result` = `won` or the reason of the
+//!   loss (`ORDER_ALREADY_CLAIMED`, `ORDER_RESERVED_FOR_GRID`, …).
+//! - `widening_lag_seconds`: histogram of how late after its deadline each
+//!   order widened (dispatcher).
+//! - `sms_total{result}`: offer SMS handed to the notifier, `sent` or
+//!   `failed` (dispatcher).
+//! - `store_up`: 1 while the store answers, else 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tonic::codegen::http;
+use tower::{Layer, Service};
+
+/// Buckets of the widening-lag histogram, in seconds: fine below 100 ms,
+/// where the dispatcher should stay, coarse above.
+const LAG_BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// Installs the process-wide recorder and serves `/metrics` on `addr`.
+pub fn install(addr: SocketAddr) -> Result<(), String> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("daiban_widening_lag_seconds".into()),
+            &LAG_BUCKETS,
+        )
+        .map_err(|err| err.to_string())?
+        .install()
+        .map_err(|err| err.to_string())
+}
+
+/// Counts finished gRPC calls by method and status code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallsLayer;
+
+impl<S> Layer<S> for CallsLayer {
+    type Service = Calls<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Calls { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Calls<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<http::Request<B>> for Calls<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            if let Ok(response) = &response {
+                // A failed unary call carries its status in the headers
+                // ("trailers-only"); a successful one sends OK in trailers.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from);
+                metrics::counter!(
+                    "daiban_grpc_calls_total",
+                    "method" => method,
+                    "code" => format!("{code:?}"),
+                )
+                .increment(1);
+            }
+            response
+        })
+    }
+}
