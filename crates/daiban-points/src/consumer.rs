@@ -177,8 +177,8 @@ impl SettlementConsumer {
     }
 }
 
-/// A consumer name unique to this process on this host: the host name and
-/// the process id.
+/// Returns a consumer name unique to this process on this host: the host
+/// name and the process id.
 pub fn process_consumer_name() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()

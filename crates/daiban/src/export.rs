@@ -335,8 +335,8 @@ const COLUMNS: [&str; 11] = [
     "奖励（元）",
 ];
 
-/// The rows above the table: title, county, quarter, status, close time
-/// and rate, as label and value.
+/// Returns the rows between the title and the table: county, quarter,
+/// status, close time and rate, as label and value.
 fn header_rows(header: &pb::BonusStatementHeader) -> Vec<(&'static str, String)> {
     let (status, close_time) = match (&header.close_time, header.closed) {
         (Some(time), true) => ("已结账", china_time(time)),
