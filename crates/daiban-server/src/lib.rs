@@ -217,9 +217,7 @@ impl Service {
         let counties = self.app.directory.counties().into_iter().collect();
         let consumer =
             SettlementConsumer::new(self.app.store.clone(), counties, process_consumer_name());
-        let settlement = tokio::spawn(async move {
-            let _ = consumer;
-        });
+        let settlement = tokio::spawn(consumer.run(stop.subscribe()));
 
         // Both reflection versions, because grpcurl before 1.9 speaks only
         // v1alpha; the google.rpc types let clients decode error details.
