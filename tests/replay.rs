@@ -47,7 +47,7 @@ async fn demo_week_replays_and_counts_add_up() {
             "--requests",
             REQUESTS,
             "--speed",
-            "200000",
+            "50000",
             "--seed",
             "7",
             "--json",

@@ -371,12 +371,13 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
             order_id: order.order_id.clone(),
             reason: "申请人已自行办理".into(),
         };
-        match context
-            .work_orders
-            .clone()
-            .cancel_work_order(context.app(request))
-            .await
-        {
+        let cancelled = retried(|| {
+            let mut client = context.work_orders.clone();
+            let request = context.app(request.clone());
+            async move { client.cancel_work_order(request).await }
+        })
+        .await;
+        match cancelled {
             Ok(cancelled) => context.count(|s| {
                 s.cancelled += 1;
                 match (phase.is_zero(), cancelled.get_ref().widened) {
@@ -438,12 +439,13 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
             order_id: order.order_id.clone(),
             reason: "临时有事，无法办理".into(),
         };
-        if let Err(status) = context
-            .agents_api
-            .clone()
-            .release_work_order(agent_request(context, agent, request))
-            .await
-        {
+        let released = retried(|| {
+            let mut client = context.agents_api.clone();
+            let request = agent_request(context, agent, request.clone());
+            async move { client.release_work_order(request).await }
+        })
+        .await;
+        if let Err(status) = released {
             context.error(&status);
             return;
         }
@@ -468,12 +470,13 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
         result_reference: String::new(),
         matter_code,
     };
-    if let Err(status) = context
-        .agents_api
-        .clone()
-        .complete_work_order(agent_request(context, agent, request))
-        .await
-    {
+    let completed = retried(|| {
+        let mut client = context.agents_api.clone();
+        let request = agent_request(context, agent, request.clone());
+        async move { client.complete_work_order(request).await }
+    })
+    .await;
+    if let Err(status) = completed {
         context.error(&status);
         return;
     }
@@ -491,12 +494,13 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
             rating: rating as i32,
             comment: String::new(),
         };
-        match context
-            .work_orders
-            .clone()
-            .rate_work_order(context.app(request))
-            .await
-        {
+        let rated = retried(|| {
+            let mut client = context.work_orders.clone();
+            let request = context.app(request.clone());
+            async move { client.rate_work_order(request).await }
+        })
+        .await;
+        match rated {
             Ok(_) => {}
             // The service's rating window passed first and settled the
             // order unrated.
@@ -513,15 +517,21 @@ async fn live(context: &Replay, order: pb::WorkOrder, rng: &mut SmallRng) {
 async fn race(context: &Replay, order_id: &str, racers: &[usize]) -> Option<(usize, bool)> {
     let mut claims = JoinSet::new();
     for &agent in racers {
-        let mut client = context.agents_api.clone();
-        let request = agent_request(
-            context,
-            agent,
-            pb::ClaimWorkOrderRequest {
-                order_id: order_id.to_owned(),
-            },
-        );
-        claims.spawn(async move { (agent, client.claim_work_order(request).await) });
+        let client = context.agents_api.clone();
+        let token = context.tokens[agent].clone();
+        let order_id = order_id.to_owned();
+        claims.spawn(async move {
+            let claimed = retried(|| {
+                let mut client = client.clone();
+                let message = pb::ClaimWorkOrderRequest {
+                    order_id: order_id.clone(),
+                };
+                let request = authorized(message, Some(&token));
+                async move { client.claim_work_order(request).await }
+            })
+            .await;
+            (agent, claimed)
+        });
     }
     let mut winner = None;
     while let Some(joined) = claims.join_next().await {
@@ -543,13 +553,21 @@ async fn race(context: &Replay, order_id: &str, racers: &[usize]) -> Option<(usi
 /// within the phase and a minute.
 async fn wait_widened(context: &Replay, order_id: &str, phase: Duration) -> bool {
     let deadline = Instant::now() + phase + Duration::from_secs(60);
-    let interval = (phase / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
-    let mut client = context.work_orders.clone();
+    // Polling every order faster than this would load the service more
+    // than the simulated agents' real work does.
+    let interval = (phase / 5).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let client = context.work_orders.clone();
     while Instant::now() < deadline {
         let request = pb::GetWorkOrderRequest {
             order_id: order_id.to_owned(),
         };
-        match client.get_work_order(context.app(request)).await {
+        let read = retried(|| {
+            let mut client = client.clone();
+            let request = context.app(request.clone());
+            async move { client.get_work_order(request).await }
+        })
+        .await;
+        match read {
             Ok(order) if order.get_ref().widened => return true,
             Ok(_) => {}
             Err(status) => {
@@ -576,12 +594,18 @@ struct Tally {
 
 async fn tally_final_states(context: &Replay, order_ids: &[String]) -> Tally {
     let mut tally = Tally::default();
-    let mut client = context.work_orders.clone();
+    let client = context.work_orders.clone();
     for order_id in order_ids {
         let request = pb::GetWorkOrderRequest {
             order_id: order_id.clone(),
         };
-        let order = match client.get_work_order(context.app(request)).await {
+        let read = retried(|| {
+            let mut client = client.clone();
+            let request = context.app(request.clone());
+            async move { client.get_work_order(request).await }
+        })
+        .await;
+        let order = match read {
             Ok(order) => order.into_inner(),
             Err(status) => {
                 context.error(&status);
@@ -604,6 +628,26 @@ async fn tally_final_states(context: &Replay, order_ids: &[String]) -> Tally {
         }
     }
     tally
+}
+
+/// Calls again after UNAVAILABLE, as a real client would: up to four more
+/// times, pausing 100 ms and doubling the pause each time.
+async fn retried<T, F, Fut>(mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..4 {
+        match call().await {
+            Err(status) if status.code() == Code::Unavailable => {
+                sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    call().await
 }
 
 fn agent_request<T>(context: &Replay, agent: usize, message: T) -> tonic::Request<T> {

@@ -18,6 +18,12 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Maximum wait for a free connection of the pool.
 const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connections in the pool. A call holds one for its round trip, and each
+/// county's live-offer reader holds one while it waits for events, so the
+/// pool is sized for bursts of a few thousand concurrent calls rather
+/// than deadpool's default of four per core.
+const POOL_SIZE: usize = 32;
+
 /// Why `RedisStore::connect` failed. Each message shows the url with its
 /// password replaced by `***`.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +50,7 @@ impl RedisStore {
                 reason: err.to_string(),
             })?;
         let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_WAIT_TIMEOUT))
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(RESPONSE_TIMEOUT))
