@@ -33,9 +33,10 @@ impl App {
     pub fn calling_agent<T>(&self, request: &Request<T>) -> Result<&Agent, Status> {
         let id = self.auth.agent(request)?;
         let agent = self.directory.agent(&id).ok_or_else(|| {
-            Status::unauthenticated(format!(
-                "agent token names agent {id}, which the directory does not list"
-            ))
+            crate::auth::unauthenticated(
+                "UNKNOWN_AGENT",
+                format!("agent token names agent {id}, which the directory does not list"),
+            )
         })?;
         if !agent.active {
             return Err(status(
@@ -60,8 +61,26 @@ pub fn order_id(text: &str) -> Result<OrderId, Status> {
     OrderId::parse(text).map_err(|err| invalid_field("order_id", err.0))
 }
 
-/// Checks a free-text field: trimmed, at most `max` characters, and not
-/// empty when `required`.
+/// The free-text fields that may hold line breaks; ids, names and
+/// addresses are single lines, so they never carry a newline into a log.
+const MULTILINE_FIELDS: [&str; 4] = ["request_text", "result_text", "comment", "reason"];
+
+/// Whether `c` is invisible when printed: zero-width spaces and joiners,
+/// byte-order marks, and bidirectional controls.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}') || is_bidi_control(c)
+}
+
+/// Whether `c` reorders the text around it, which could make an SMS read
+/// differently from what was sent.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks a free-text field: trimmed of whitespace and invisible
+/// characters, at most `max` characters, and not empty when `required`.
+/// Control and bidirectional control characters are rejected, except line
+/// breaks in the fields of `MULTILINE_FIELDS`.
 pub fn text_field(
     violations: &mut crate::error::FieldViolations,
     field: &str,
@@ -69,14 +88,18 @@ pub fn text_field(
     required: bool,
     max: usize,
 ) -> String {
-    let text = text.trim();
+    let text = text.trim_matches(|c: char| c.is_whitespace() || is_invisible(c));
     let len = text.chars().count();
+    let multiline = MULTILINE_FIELDS.contains(&field);
     if required && len == 0 {
         violations.add(field, format!("required: 1 to {max} characters"));
     } else if len > max {
         violations.add(field, format!("too long: {len} characters, at most {max}"));
-    } else if text.chars().any(|c| c.is_control() && c != '\n') {
-        violations.add(field, "contains control characters");
+    } else if text
+        .chars()
+        .any(|c| (c.is_control() && !(multiline && c == '\n')) || is_bidi_control(c))
+    {
+        violations.add(field, "contains control characters; remove them");
     }
     text.to_owned()
 }

@@ -89,7 +89,9 @@ pub fn parse_api_keys(text: &str) -> Result<Vec<(Scope, String)>, String> {
 struct Claims {
     sub: String,
     exp: u64,
-    iat: u64,
+    /// Issue time; tokens minted here carry it, but it is not required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
 }
 
 /// Checks credentials on incoming calls and mints agent tokens.
@@ -134,16 +136,22 @@ impl Auth {
         }
         let credential = bearer(request)?;
         let granted = self.keys.get(credential).ok_or_else(|| {
-            Status::unauthenticated("unknown API key; send a key from DAIBAN_API_KEYS")
+            unauthenticated(
+                "UNKNOWN_API_KEY",
+                "unknown API key; send a key from DAIBAN_API_KEYS",
+            )
         })?;
         if scopes.iter().any(|s| granted.contains(s)) {
             Ok(())
         } else {
             let wanted: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-            Err(Status::permission_denied(format!(
-                "this API key lacks the {} scope this call needs",
-                wanted.join(" or ")
-            )))
+            Err(permission_denied(
+                "SCOPE_MISSING",
+                format!(
+                    "this API key lacks the {} scope this call needs",
+                    wanted.join(" or ")
+                ),
+            ))
         }
     }
 
@@ -163,9 +171,12 @@ impl Auth {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|err| Status::unauthenticated(format!("invalid agent token: {err}")))?;
+            .map_err(|err| token_error(&err))?;
         AgentId::parse(&data.claims.sub).map_err(|err| {
-            Status::unauthenticated(format!("agent token subject is not an agent id: {err}"))
+            unauthenticated(
+                "INVALID_TOKEN",
+                format!("agent token subject is not an agent id: {err}"),
+            )
         })
     }
 
@@ -177,7 +188,7 @@ impl Auth {
             .as_secs();
         let claims = Claims {
             sub: agent.to_string(),
-            iat: now,
+            iat: Some(now),
             exp: now + ttl.as_secs(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -185,22 +196,63 @@ impl Auth {
     }
 }
 
+/// An UNAUTHENTICATED status with an `ErrorInfo` reason.
+pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
+    crate::error::status(tonic::Code::Unauthenticated, reason, message, &[])
+}
+
+/// A PERMISSION_DENIED status with an `ErrorInfo` reason.
+pub fn permission_denied(reason: &str, message: impl Into<String>) -> Status {
+    crate::error::status(tonic::Code::PermissionDenied, reason, message, &[])
+}
+
+/// Turns a token check failure into a status whose message says what to
+/// do, without the JWT library's wording.
+fn token_error(err: &jsonwebtoken::errors::Error) -> Status {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::ExpiredSignature => unauthenticated(
+            "TOKEN_EXPIRED",
+            "agent token expired; mint a new one with `daiban token agent <agent-id>`",
+        ),
+        ErrorKind::InvalidSignature => unauthenticated(
+            "INVALID_TOKEN",
+            "agent token signature does not match this service's DAIBAN_TOKEN_SECRET",
+        ),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            unauthenticated("INVALID_TOKEN", "agent token must be signed with HS256")
+        }
+        ErrorKind::MissingRequiredClaim(claim) => unauthenticated(
+            "INVALID_TOKEN",
+            format!("agent token lacks the {claim} claim; tokens need sub and exp"),
+        ),
+        _ => unauthenticated(
+            "INVALID_TOKEN",
+            "agent token is malformed; expected an HS256 JWT with sub and exp claims",
+        ),
+    }
+}
+
 fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
     let value = request.metadata().get("authorization").ok_or_else(|| {
-        Status::unauthenticated(
+        unauthenticated(
+            "MISSING_CREDENTIAL",
             "missing authorization metadata; send 'authorization: Bearer <credential>'",
         )
     })?;
-    let value = value
-        .to_str()
-        .map_err(|_| Status::unauthenticated("authorization metadata is not ASCII"))?;
+    let value = value.to_str().map_err(|_| {
+        unauthenticated("MISSING_CREDENTIAL", "authorization metadata is not ASCII")
+    })?;
     value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .ok_or_else(|| {
-            Status::unauthenticated("authorization metadata must be 'Bearer <credential>'")
+            unauthenticated(
+                "MISSING_CREDENTIAL",
+                "authorization metadata must be 'Bearer <credential>'",
+            )
         })
 }
 
@@ -283,7 +335,7 @@ mod tests {
         let auth = production();
         let claims = Claims {
             sub: "A0001".into(),
-            iat: 1,
+            iat: Some(1),
             exp: 2,
         };
         let token =

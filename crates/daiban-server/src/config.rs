@@ -136,8 +136,20 @@ impl Settings {
         };
 
         let token_secret = get("DAIBAN_TOKEN_SECRET");
-        let api_keys = match get("DAIBAN_API_KEYS").map(|text| parse_api_keys(&text)) {
-            Some(Ok(keys)) => Some(keys),
+        let keys_text = get("DAIBAN_API_KEYS");
+        if let Some(Err(reason)) = token_secret.as_deref().map(check_token_secret) {
+            errors.push(format!("DAIBAN_TOKEN_SECRET: {reason}"));
+        }
+        let api_keys = match keys_text.as_deref().map(parse_api_keys) {
+            Some(Ok(keys)) => {
+                if token_secret
+                    .as_ref()
+                    .is_some_and(|secret| keys.iter().any(|(_, key)| key == secret))
+                {
+                    errors.push("DAIBAN_API_KEYS: a key equals DAIBAN_TOKEN_SECRET; give each a value of its own".into());
+                }
+                Some(keys)
+            }
             Some(Err(reason)) => {
                 errors.push(format!("DAIBAN_API_KEYS: {reason}"));
                 None
@@ -145,20 +157,15 @@ impl Settings {
             None => None,
         };
         let credentials = match (token_secret, api_keys) {
-            (None, None) if lookup("DAIBAN_API_KEYS").is_none_or(|v| v.trim().is_empty()) => {
+            (None, None) if keys_text.is_none() => {
                 defaults.push("DAIBAN_TOKEN_SECRET");
                 Credentials::Development
             }
-            (Some(secret), Some(api_keys)) => {
-                if secret.len() < 32 {
-                    errors.push("DAIBAN_TOKEN_SECRET: expected at least 32 characters".into());
-                }
-                Credentials::Production {
-                    token_secret: secret,
-                    api_keys,
-                }
-            }
-            (Some(_), None) => {
+            (Some(secret), Some(api_keys)) => Credentials::Production {
+                token_secret: secret,
+                api_keys,
+            },
+            (Some(_), None) if keys_text.is_none() => {
                 errors.push("DAIBAN_API_KEYS: required when DAIBAN_TOKEN_SECRET is set; give scope=key pairs such as app=...,sms=...".into());
                 Credentials::Development
             }
@@ -166,6 +173,12 @@ impl Settings {
                 errors.push("DAIBAN_TOKEN_SECRET: required when DAIBAN_API_KEYS is set; give a random string of at least 32 characters".into());
                 Credentials::Development
             }
+            // DAIBAN_API_KEYS was set but invalid, which is reported above;
+            // the listen address is not judged by development rules then.
+            (Some(secret), None) => Credentials::Production {
+                token_secret: secret,
+                api_keys: Vec::new(),
+            },
         };
         if credentials == Credentials::Development && !listen.ip().is_loopback() {
             errors.push(format!(
@@ -214,6 +227,26 @@ fn default_listen() -> SocketAddr {
         .expect("the default listen address is valid")
 }
 
+/// Shortest token secret accepted, in characters.
+const MIN_SECRET_CHARS: usize = 32;
+
+/// Checks a production token secret: long enough, and not the development
+/// secret, which is public.
+fn check_token_secret(secret: &str) -> Result<(), String> {
+    if secret == crate::auth::DEVELOPMENT_SECRET {
+        return Err(
+            "this is the public development secret; give a random string of your own".into(),
+        );
+    }
+    let chars = secret.chars().count();
+    if chars < MIN_SECRET_CHARS || secret.len() < MIN_SECRET_CHARS {
+        return Err(format!(
+            "expected at least {MIN_SECRET_CHARS} characters, got {chars}"
+        ));
+    }
+    Ok(())
+}
+
 /// Parses a duration such as `10m`, `7d`, `1h 30m` or `500ms`. Bare numbers
 /// are rejected, because nothing says whether they mean seconds or
 /// minutes.
@@ -224,11 +257,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "expected a duration with a unit such as 10m, 7d or 500ms, got {text:?}"
         ));
     }
+    if text.contains('M') || text.contains('y') || text.contains("month") {
+        return Err(format!(
+            "expected a duration in d, h, m, s or ms such as 10m, got {text:?}; months and years are not accepted"
+        ));
+    }
     let duration = humantime::parse_duration(text).map_err(|err| {
         format!("expected a duration such as 10m, 7d or 500ms, got {text:?} ({err})")
     })?;
-    if duration.is_zero() {
-        return Err(format!("expected a duration above zero, got {text:?}"));
+    if duration < Duration::from_millis(1) {
+        return Err(format!("expected a duration of at least 1ms, got {text:?}"));
     }
     if duration > Duration::from_secs(366 * 24 * 3600) {
         return Err(format!(
@@ -333,6 +371,52 @@ mod tests {
             ok.unwrap().credentials,
             Credentials::Production { .. }
         ));
+    }
+
+    #[test]
+    fn weak_secrets_are_rejected() {
+        let keys = "app=0123456789abcdef";
+        let cases = [
+            crate::auth::DEVELOPMENT_SECRET.to_owned(),
+            "蓝".repeat(11),
+            "short".to_owned(),
+        ];
+        for secret in cases {
+            let err = settings(&[("DAIBAN_API_KEYS", keys), ("DAIBAN_TOKEN_SECRET", &secret)])
+                .expect_err("a weak secret is rejected");
+            assert!(
+                err.0.iter().any(|l| l.starts_with("DAIBAN_TOKEN_SECRET")),
+                "{secret}: {err}"
+            );
+        }
+        let secret = "0123456789abcdef0123456789abcdef";
+        let err = settings(&[
+            ("DAIBAN_API_KEYS", &format!("app={secret}")),
+            ("DAIBAN_TOKEN_SECRET", secret),
+        ])
+        .expect_err("a key equal to the secret is rejected");
+        assert!(err.0[0].contains("equals DAIBAN_TOKEN_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn bad_keys_and_short_secret_are_both_reported() {
+        let err = settings(&[
+            ("DAIBAN_API_KEYS", "app=CHANGE-ME"),
+            ("DAIBAN_TOKEN_SECRET", "CHANGE-ME"),
+            ("DAIBAN_LISTEN", "0.0.0.0:50051"),
+        ])
+        .expect_err("both are invalid");
+        let names: Vec<&str> = err.0.iter().map(|l| l.split(':').next().unwrap()).collect();
+        assert_eq!(names, ["DAIBAN_TOKEN_SECRET", "DAIBAN_API_KEYS"], "{err}");
+    }
+
+    #[test]
+    fn months_and_nanoseconds_are_rejected() {
+        for text in ["10M", "1y", "2months", "1ns", "999us"] {
+            assert!(parse_duration(text).is_err(), "{text} was accepted");
+        }
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

@@ -44,7 +44,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub enum ServeError {
     #[error("DAIBAN_DIRECTORY: failed to load {path}: {reason}")]
     Directory { path: String, reason: String },
-    #[error("failed to connect to Redis: {0}")]
+    #[error("DAIBAN_REDIS_URL: failed to connect to Redis: {0}")]
     Redis(String),
     #[error("failed to listen on {addr}")]
     Listen {

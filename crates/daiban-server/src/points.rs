@@ -149,9 +149,10 @@ impl PointsService for PointsApi {
         let agent_id = if self.app.auth.has_agent_token(&request) {
             let caller = self.app.auth.agent(&request)?;
             if !requested.is_empty() && requested != caller.as_str() {
-                return Err(Status::permission_denied(format!(
-                    "agent {caller} may read only its own points; leave agent_id empty"
-                )));
+                return Err(crate::auth::permission_denied(
+                    "NOT_OWN_POINTS",
+                    format!("agent {caller} may read only its own points; leave agent_id empty"),
+                ));
             }
             caller
         } else {
@@ -204,7 +205,7 @@ impl PointsService for PointsApi {
 
     type ExportBonusStatementStream = StatementStream;
 
-    #[instrument(skip_all, fields(county = %request.get_ref().county_code, quarter = %request.get_ref().quarter))]
+    #[instrument(skip_all, fields(county = ?request.get_ref().county_code, quarter = ?request.get_ref().quarter))]
     async fn export_bonus_statement(
         &self,
         request: Request<pb::ExportBonusStatementRequest>,
@@ -240,7 +241,7 @@ impl PointsService for PointsApi {
         ))))
     }
 
-    #[instrument(skip_all, fields(county = %request.get_ref().county_code, quarter = %request.get_ref().quarter))]
+    #[instrument(skip_all, fields(county = ?request.get_ref().county_code, quarter = ?request.get_ref().quarter))]
     async fn close_quarter(
         &self,
         request: Request<pb::CloseQuarterRequest>,

@@ -25,7 +25,13 @@ impl ClientArgs {
     /// Connects to the service; fails when it does not answer within ten
     /// seconds.
     pub async fn channel(&self) -> Result<Channel> {
-        let endpoint = Endpoint::from_shared(self.server.clone())
+        // grpcurl and most gRPC clients take host:port; accept that too.
+        let url = if self.server.contains("://") {
+            self.server.clone()
+        } else {
+            format!("http://{}", self.server)
+        };
+        let endpoint = Endpoint::from_shared(url)
             .with_context(|| {
                 format!(
                     "--server: {:?} is not a URL such as http://127.0.0.1:50051",

@@ -5,13 +5,14 @@ mod client;
 mod export;
 mod replay;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use daiban_domain::AgentId;
-use daiban_server::{Auth, Service, Settings, load_directory};
+use daiban_server::{DirectorySource, Service, Settings, load_directory};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -100,10 +101,20 @@ fn client_runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(err) => {
+            if std::env::var_os("RUST_LOG").is_some() {
+                eprintln!("warning: RUST_LOG is invalid ({err}); logging at info");
+            }
+            EnvFilter::new("info")
+        }
+    };
+    // Colours only on a terminal, so log files hold plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
 }
 
@@ -140,22 +151,27 @@ async fn shutdown_signal() {
 }
 
 fn print_agent_token(args: &AgentTokenArgs) -> Result<()> {
-    let settings = Settings::from_env()?;
     let agent_id =
         AgentId::parse(&args.agent_id).map_err(|err| anyhow::anyhow!("agent id: {err}"))?;
-    let directory = load_directory(&settings.directory)?;
+    // Only the directory and the secret matter here, so a client machine
+    // needs neither API keys nor the service's other settings.
+    let source = match std::env::var("DAIBAN_DIRECTORY") {
+        Ok(path) if !path.trim().is_empty() => DirectorySource::Folder(path.trim().into()),
+        _ => DirectorySource::Bundled,
+    };
+    let directory = load_directory(&source)?;
     let Some(agent) = directory.agent(&agent_id) else {
         bail!("agent {agent_id} is not in the directory; `daiban serve` would reject its token");
     };
     if !agent.active {
         eprintln!("warning: agent {agent_id} is inactive; the service rejects its calls");
     }
-    let auth = Auth::new(&settings.credentials);
-    if auth.is_development() {
+    let signer = client::token_signer();
+    if signer.is_development() {
         eprintln!(
             "note: DAIBAN_TOKEN_SECRET is unset, so this token is signed with the development secret"
         );
     }
-    println!("{}", auth.mint(&agent_id, args.ttl));
+    println!("{}", signer.mint(&agent_id, args.ttl));
     Ok(())
 }
