@@ -404,18 +404,21 @@ async fn credentials_are_checked() {
         .await
         .expect_err("no key fails");
     assert_eq!(missing.code(), Code::Unauthenticated);
+    assert_eq!(reason(&missing), "MISSING_CREDENTIAL");
     let unknown = app
         .work_orders()
         .submit_request(with_bearer(request(), "not-a-key-0123456789"))
         .await
         .expect_err("unknown key fails");
     assert_eq!(unknown.code(), Code::Unauthenticated);
+    assert_eq!(reason(&unknown), "UNKNOWN_API_KEY");
     let wrong_scope = app
         .work_orders()
         .submit_request(with_bearer(request(), SMS_KEY))
         .await
         .expect_err("sms key cannot submit");
     assert_eq!(wrong_scope.code(), Code::PermissionDenied);
+    assert_eq!(reason(&wrong_scope), "SCOPE_MISSING");
 
     let bad_token = app
         .agent_api()
@@ -423,6 +426,7 @@ async fn credentials_are_checked() {
         .await
         .expect_err("forged token fails");
     assert_eq!(bad_token.code(), Code::Unauthenticated);
+    assert_eq!(reason(&bad_token), "INVALID_TOKEN");
     let key_as_token = app
         .agent_api()
         .list_open_orders(with_bearer(pb::ListOpenOrdersRequest::default(), APP_KEY))
@@ -457,6 +461,7 @@ async fn credentials_are_checked() {
         .await
         .expect_err("an agent reads only its own points");
     assert_eq!(foreign.code(), Code::PermissionDenied);
+    assert_eq!(reason(&foreign), "NOT_OWN_POINTS");
     let unknown_agent = app
         .points()
         .get_agent_points(with_bearer(
@@ -479,4 +484,34 @@ async fn credentials_are_checked() {
         .await
         .expect_err("page too large");
     assert_eq!(bad_fields(&page), ["page_size"]);
+}
+
+#[tokio::test]
+async fn reused_request_id_with_other_content_is_rejected() {
+    let app = spawn_app(Config::default()).await;
+    let first = submit(&app, "reuse-1").await;
+    let mut other = precise_request(GRID, "M004", "reuse-1");
+    other.applicant = Some(pb::Applicant {
+        name: "王五".into(),
+        phone: "13700001111".into(),
+    });
+    let status = submit_err(&app, other).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(bad_fields(&status), ["request_id"]);
+    assert!(
+        status.message().contains(&first.order_id),
+        "{}",
+        status.message()
+    );
+
+    let same = app
+        .work_orders()
+        .submit_request(with_bearer(
+            precise_request(GRID, "M003", "reuse-1"),
+            APP_KEY,
+        ))
+        .await
+        .expect("the same request again returns the order")
+        .into_inner();
+    assert_eq!(same.order_id, first.order_id);
 }

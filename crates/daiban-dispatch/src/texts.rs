@@ -1,7 +1,7 @@
 //! SMS texts, in Chinese. Each fits one 70-character segment together
 //! with a signature of up to 9 characters, and none says 代办.
 
-use daiban_domain::{Directory, WorkOrder};
+use daiban_domain::{Directory, WorkOrder, mask_digit_runs};
 
 /// Characters of the request text kept when the order has no matter yet.
 const REQUEST_EXCERPT: usize = 12;
@@ -12,8 +12,11 @@ fn subject(order: &WorkOrder) -> String {
     match &order.matter {
         Some(matter) => matter.name.clone(),
         None => {
-            let mut text: String = order.request_text.chars().take(REQUEST_EXCERPT).collect();
-            if order.request_text.chars().count() > REQUEST_EXCERPT {
+            // Masked before cutting, so a number at the cut is not left
+            // half visible.
+            let masked = mask_digit_runs(&order.request_text);
+            let mut text: String = masked.chars().take(REQUEST_EXCERPT).collect();
+            if masked.chars().count() > REQUEST_EXCERPT {
                 text.push('…');
             }
             text
@@ -148,6 +151,18 @@ mod tests {
                 assert!(text.contains("20261123-0001"), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn fuzzy_text_hides_phone_numbers() {
+        let directory = Directory::lanshan_demo();
+        let text = grid_offer(
+            &order(&directory, None, "13912345678请回电"),
+            &directory,
+            10,
+        );
+        assert!(text.contains("139****5678"), "{text}");
+        assert!(!text.contains("13912345678"), "{text}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod quarter;
 
 pub use codes::{
     AgentId, CodeError, CountyCode, GridCode, MatterCode, OrderId, PhoneNumber, TownshipCode,
+    mask_digit_runs,
 };
 pub use directory::{
     Agent, AgentRole, Directory, DirectoryError, Grid, Matter, MatterClass, Township,

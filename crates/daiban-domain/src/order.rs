@@ -177,9 +177,12 @@ impl WorkOrder {
 }
 
 /// The order's six-digit claim code, derived from its county sequence
-/// number. Multiplying by a number coprime to 10^6 makes consecutive orders
-/// get unrelated codes, and no two of any million consecutive orders of a
-/// county share one.
+/// number. Multiplying by a number coprime to 10^6 keeps consecutive
+/// orders' codes apart, so a mistyped reply rarely names a neighbouring
+/// order, and no two of any million consecutive orders of a county share
+/// one. The codes are predictable from the sequence, so they are no
+/// secret: a grab by reply still needs the phone of an agent who may take
+/// the order.
 pub fn claim_code_for(sequence: u64) -> String {
     const MODULUS: u64 = 1_000_000;
     const MULTIPLIER: u64 = 737_111;

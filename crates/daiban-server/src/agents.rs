@@ -158,7 +158,7 @@ impl AgentService for Agents {
         Ok(Response::new(pb::ListOpenOrdersResponse { work_orders }))
     }
 
-    #[instrument(skip_all, fields(order.id = %request.get_ref().order_id, agent.id))]
+    #[instrument(skip_all, fields(order.id = ?request.get_ref().order_id, agent.id))]
     async fn claim_work_order(
         &self,
         request: Request<pb::ClaimWorkOrderRequest>,
@@ -183,7 +183,7 @@ impl AgentService for Agents {
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }
 
-    #[instrument(skip_all, fields(order.id = %request.get_ref().order_id, agent.id))]
+    #[instrument(skip_all, fields(order.id = ?request.get_ref().order_id, agent.id))]
     async fn release_work_order(
         &self,
         request: Request<pb::ReleaseWorkOrderRequest>,
@@ -210,7 +210,7 @@ impl AgentService for Agents {
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }
 
-    #[instrument(skip_all, fields(order.id = %request.get_ref().order_id, agent.id))]
+    #[instrument(skip_all, fields(order.id = ?request.get_ref().order_id, agent.id))]
     async fn complete_work_order(
         &self,
         request: Request<pb::CompleteWorkOrderRequest>,

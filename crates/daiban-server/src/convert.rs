@@ -86,20 +86,27 @@ pub enum Viewer {
     /// The app backend, or the agent who holds the order: the whole phone
     /// number.
     Full,
-    /// An agent who does not hold the order: the phone masked.
+    /// An agent who does not hold the order: the phone masked, and any
+    /// number in the request text too.
     Masked,
 }
 
 pub fn work_order(order: &WorkOrder, viewer: Viewer) -> pb::WorkOrder {
-    let phone = match viewer {
-        Viewer::Full => order.applicant.phone.to_string(),
-        Viewer::Masked => order.applicant.phone.masked(),
+    let (phone, request_text) = match viewer {
+        Viewer::Full => (
+            order.applicant.phone.to_string(),
+            order.request_text.clone(),
+        ),
+        Viewer::Masked => (
+            order.applicant.phone.masked(),
+            daiban_domain::mask_digit_runs(&order.request_text),
+        ),
     };
     pb::WorkOrder {
         order_id: order.id.to_string(),
         number: order.number.clone(),
         state: state(order.state) as i32,
-        request_text: order.request_text.clone(),
+        request_text,
         matter: order.matter.as_ref().map(matter),
         county_code: order.county.to_string(),
         grid_code: order

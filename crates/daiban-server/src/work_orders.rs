@@ -11,7 +11,7 @@ use tracing::{debug, info, instrument};
 use crate::app::{App, order_id, text_field};
 use crate::auth::Scope;
 use crate::convert::{self, Viewer};
-use crate::error::{FieldViolations, store_status};
+use crate::error::{FieldViolations, invalid_field, store_status};
 
 pub const MAX_REQUEST_TEXT: usize = 500;
 pub const MAX_NAME: usize = 50;
@@ -191,6 +191,23 @@ impl WorkOrders {
     }
 }
 
+/// Whether `order`, found by the request_id of `new`, came from the same
+/// request, so that a reused request_id with other content is rejected
+/// instead of answered with another citizen's order. A fuzzy order gets a
+/// matter at completion, so a request without a matter matches either way.
+fn same_request(new: &NewOrder, order: &daiban_domain::WorkOrder) -> bool {
+    let matter_matches = match &new.matter {
+        None => true,
+        Some(matter) => order.matter.as_ref().is_some_and(|m| m.code == matter.code),
+    };
+    new.request_text == order.request_text
+        && matter_matches
+        && new.applicant == order.applicant
+        && new.grid == order.grid
+        && new.address == order.address
+        && new.channel == order.channel
+}
+
 fn counties_text(directory: &daiban_domain::Directory) -> String {
     directory
         .counties()
@@ -206,14 +223,19 @@ pub fn chrono_duration(duration: std::time::Duration) -> ChronoDuration {
 
 #[tonic::async_trait]
 impl WorkOrderService for WorkOrders {
-    #[instrument(skip_all, fields(request.id = %request.get_ref().request_id))]
+    #[instrument(skip_all, fields(request.id = ?request.get_ref().request_id))]
     async fn submit_request(
         &self,
         request: Request<pb::SubmitRequestRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
         self.app.auth.require_scope(&request, &[Scope::App])?;
         let new = self.validate_submit(request.get_ref())?;
-        let submitted = self.app.store.submit(new).await.map_err(store_status)?;
+        let submitted = self
+            .app
+            .store
+            .submit(new.clone())
+            .await
+            .map_err(store_status)?;
         match &submitted {
             Submitted::Created(order) => {
                 let offer = if order.widened { "county" } else { "grid" };
@@ -227,6 +249,15 @@ impl WorkOrderService for WorkOrders {
                 self.app.dispatcher.notify_one();
             }
             Submitted::Existing(order) => {
+                if !same_request(&new, order) {
+                    return Err(invalid_field(
+                        "request_id",
+                        format!(
+                            "already used for order {} with other content; a new request needs a new request_id",
+                            order.id
+                        ),
+                    ));
+                }
                 debug!(order.id = %order.id, "retry returned the existing order")
             }
         }
@@ -248,7 +279,7 @@ impl WorkOrderService for WorkOrders {
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }
 
-    #[instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
+    #[instrument(skip_all, fields(order.id = ?request.get_ref().order_id))]
     async fn cancel_work_order(
         &self,
         request: Request<pb::CancelWorkOrderRequest>,
@@ -269,7 +300,7 @@ impl WorkOrderService for WorkOrders {
         Ok(Response::new(convert::work_order(&order, Viewer::Full)))
     }
 
-    #[instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
+    #[instrument(skip_all, fields(order.id = ?request.get_ref().order_id))]
     async fn rate_work_order(
         &self,
         request: Request<pb::RateWorkOrderRequest>,
