@@ -237,6 +237,8 @@ impl ServiceProcess {
         let mut child = Command::new(daiban_binary())
             .arg("serve")
             .env("RUST_LOG", "info")
+            // The tests read the text format; a pipe would get JSON.
+            .env("DAIBAN_LOG_FORMAT", "text")
             .envs(env)
             .env("DAIBAN_LISTEN", addr.to_string())
             .env("NO_COLOR", "1")

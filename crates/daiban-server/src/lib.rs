@@ -36,6 +36,9 @@ use tracing::{info, warn};
 pub use crate::auth::{Auth, Scope};
 pub use crate::config::{Credentials, DirectorySource, Settings};
 
+/// Longest wait for in-flight calls once shutdown starts.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Largest request message accepted, in bytes. The longest valid request
 /// is a few kilobytes.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -237,7 +240,8 @@ impl Service {
         let app = self.app;
         let incoming =
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let served = tonic::transport::Server::builder()
+        let mut stopping = stop.subscribe();
+        let server = tonic::transport::Server::builder()
             .layer(metrics::CallsLayer)
             .add_service(health_service)
             .add_service(reflection)
@@ -263,8 +267,19 @@ impl Service {
                 info!("shutting down: no new calls accepted, streams closed");
                 // Streams would otherwise keep the server draining forever.
                 let _ = stop.send(true);
-            })
-            .await;
+            });
+        // In-flight calls get DRAIN_DEADLINE to finish after shutdown
+        // starts; a call stuck longer does not keep the process alive.
+        let served = tokio::select! {
+            served = server => served,
+            () = async {
+                let _ = stopping.wait_for(|stopped| *stopped).await;
+                tokio::time::sleep(DRAIN_DEADLINE).await;
+            } => {
+                warn!(deadline = ?DRAIN_DEADLINE, "calls still in flight at the drain deadline; stopping anyway");
+                Ok(())
+            }
+        };
 
         let _ = stop.send(true);
         let _ = dispatcher.await;

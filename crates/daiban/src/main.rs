@@ -78,14 +78,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => {
-            init_logging();
+            init_logging()?;
             let runtime =
                 tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
             runtime.block_on(serve())
         }
         Command::Token(TokenCommand::Agent(args)) => print_agent_token(&args),
         Command::Replay(args) => {
-            init_logging();
+            init_logging()?;
             let runtime =
                 tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
             runtime.block_on(replay::run(args))
@@ -100,7 +100,19 @@ fn client_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("failed to start the tokio runtime")
 }
 
-fn init_logging() {
+/// Sets up logging: text on a terminal and JSON lines otherwise, unless
+/// `DAIBAN_LOG_FORMAT` says `text` or `json`.
+fn init_logging() -> Result<()> {
+    let terminal = std::io::stdout().is_terminal();
+    let json = match std::env::var("DAIBAN_LOG_FORMAT")
+        .unwrap_or_default()
+        .trim()
+    {
+        "" | "auto" => !terminal,
+        "json" => true,
+        "text" => false,
+        other => bail!("DAIBAN_LOG_FORMAT: expected auto, text or json, got {other:?}"),
+    };
     let filter = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
         Err(err) => {
@@ -110,12 +122,20 @@ fn init_logging() {
             EnvFilter::new("info")
         }
     };
-    // Colours only on a terminal, so log files hold plain text.
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+        .with_target(false);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        // Colours only on a terminal, so log files hold plain text.
+        builder.with_ansi(terminal).init();
+    }
+    Ok(())
 }
 
 async fn serve() -> Result<()> {
