@@ -37,9 +37,10 @@ impl RedisServer {
         Self::start_with(false)
     }
 
-    /// Starts a server like [`RedisServer::start`] that writes every
-    /// command to an append-only file before replying, so that
-    /// [`RedisServer::restart`] keeps all acknowledged data.
+    /// Starts a server like [`RedisServer::start`] with the persistence
+    /// settings of `deploy/redis.conf`, which write every command to an
+    /// append-only file before replying, so that [`RedisServer::restart`]
+    /// (a SIGKILL and a new start) keeps all acknowledged data.
     pub fn start_durable() -> Self {
         Self::start_with(true)
     }
@@ -105,12 +106,17 @@ impl RedisServer {
     /// what went wrong with the end of the log.
     fn launch(&mut self) -> Result<(), String> {
         let log = self.dir.join(format!("redis-{}.log", self.port));
-        let spawned = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if self.durable {
+            // The shipped configuration decides persistence, so the tests
+            // check what operators deploy.
+            command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/redis.conf"));
+        } else {
+            command.args(["--save", ""]).args(["--appendonly", "no"]);
+        }
+        let spawned = command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", if self.durable { "yes" } else { "no" }])
-            .args(["--appendfsync", "always"])
             .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
