@@ -515,3 +515,50 @@ async fn reused_request_id_with_other_content_is_rejected() {
         .into_inner();
     assert_eq!(same.order_id, first.order_id);
 }
+
+#[tokio::test]
+async fn agent_over_budget_is_told_when_to_retry() {
+    let config = Config {
+        extra_env: vec![("DAIBAN_RATE_LIMIT_AGENT", "2")],
+        ..Config::default()
+    };
+    let app = spawn_app(config).await;
+    let [busy, other, ..] = &grid_agents(GRID)[..] else {
+        panic!("the test grid has two agents")
+    };
+    let list = |agent: &str| with_bearer(pb::ListOpenOrdersRequest::default(), &app.token(agent));
+
+    // Two calls a second with bursts of four: the fifth at once is over.
+    for _ in 0..4 {
+        app.agent_api()
+            .list_open_orders(list(busy))
+            .await
+            .expect("within the burst");
+    }
+    let status = app
+        .agent_api()
+        .list_open_orders(list(busy))
+        .await
+        .expect_err("over budget");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(reason(&status), "RATE_LIMITED");
+    use tonic_types::StatusExt;
+    let delay = status
+        .get_error_details()
+        .retry_info()
+        .and_then(|info| info.retry_delay);
+    assert!(
+        delay.is_some_and(|d| !d.is_zero()),
+        "a retry delay is given: {delay:?}"
+    );
+
+    app.agent_api()
+        .list_open_orders(list(other))
+        .await
+        .expect("another agent has its own budget");
+    tokio::time::sleep(delay.unwrap()).await;
+    app.agent_api()
+        .list_open_orders(list(busy))
+        .await
+        .expect("the budget refills");
+}

@@ -40,6 +40,8 @@ pub struct Config {
     /// Require API keys and signed tokens rather than run in development
     /// mode.
     pub production: bool,
+    /// Further variables, such as rate limits.
+    pub extra_env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             rating_window: "7d",
             redis: true,
             production: true,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -69,6 +72,9 @@ impl Config {
                 self.rating_window.to_owned(),
             ),
         ]);
+        for (name, value) in &self.extra_env {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
         if self.production {
             env.insert("DAIBAN_TOKEN_SECRET".into(), TOKEN_SECRET.into());
             env.insert(

@@ -3,6 +3,7 @@
 //! Both travel as gRPC metadata `authorization: Bearer <credential>`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use daiban_domain::AgentId;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
 
 use crate::config::Credentials;
+use crate::limits::{Limiter, RateLimits};
 
 /// The secret that signs agent tokens in development mode. It is public, so
 /// development mode listens on loopback only.
@@ -101,6 +103,8 @@ pub struct Auth {
     keys: HashMap<String, HashSet<Scope>>,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Per-caller budgets; `None` checks none, as in tools that only mint.
+    limiter: Option<Arc<Limiter>>,
 }
 
 impl Auth {
@@ -121,7 +125,14 @@ impl Auth {
             keys,
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            limiter: None,
         }
+    }
+
+    /// Enforces `limits` on every call this `Auth` admits.
+    pub fn with_limits(mut self, limits: RateLimits) -> Self {
+        self.limiter = Some(Arc::new(Limiter::new(limits)));
+        self
     }
 
     pub fn is_development(&self) -> bool {
@@ -132,7 +143,12 @@ impl Auth {
     /// admits every call.
     pub fn require_scope<T>(&self, request: &Request<T>, scopes: &[Scope]) -> Result<(), Status> {
         if self.development {
-            return Ok(());
+            // Calls without a key share one budget.
+            let credential = bearer(request).unwrap_or("development");
+            return self
+                .limiter
+                .as_ref()
+                .map_or(Ok(()), |l| l.check_key(credential));
         }
         let credential = bearer(request)?;
         let granted = self.keys.get(credential).ok_or_else(|| {
@@ -142,7 +158,9 @@ impl Auth {
             )
         })?;
         if scopes.iter().any(|s| granted.contains(s)) {
-            Ok(())
+            self.limiter
+                .as_ref()
+                .map_or(Ok(()), |l| l.check_key(credential))
         } else {
             let wanted: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
             Err(permission_denied(
@@ -157,7 +175,11 @@ impl Auth {
 
     /// The agent named by the call's bearer token.
     pub fn agent<T>(&self, request: &Request<T>) -> Result<AgentId, Status> {
-        self.verify(bearer(request)?)
+        let agent = self.verify(bearer(request)?)?;
+        if let Some(limiter) = &self.limiter {
+            limiter.check_agent(agent.as_str())?;
+        }
+        Ok(agent)
     }
 
     /// Whether the call carries something shaped like an agent token rather

@@ -1,6 +1,7 @@
 //! Settings from environment variables, each checked and reported by name.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use daiban_dispatch::Policy;
 use daiban_domain::{BonusRate, yuan_per_point_to_fen};
 
 use crate::auth::{Scope, parse_api_keys};
+use crate::limits::RateLimits;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
@@ -53,6 +55,7 @@ pub struct Settings {
     pub directory: DirectorySource,
     pub credentials: Credentials,
     pub bonus_rate: BonusRate,
+    pub rate_limits: RateLimits,
     /// Which settings were left at their defaults, for the start-up log.
     pub defaults: Vec<&'static str>,
 }
@@ -193,6 +196,21 @@ impl Settings {
             errors.push("DAIBAN_SMS_GATEWAY_URL: this version cannot send SMS yet; unset it to log SMS instead".into());
         }
 
+        let defaults_limits = RateLimits::default();
+        let mut per_second = |name: &'static str, default: NonZeroU32| match get(name) {
+            Some(text) => text.trim().parse().unwrap_or_else(|_| {
+                errors.push(format!(
+                    "{name}: expected calls per second, a whole number above 0, got {text:?}"
+                ));
+                default
+            }),
+            None => default,
+        };
+        let rate_limits = RateLimits {
+            per_key: per_second("DAIBAN_RATE_LIMIT_KEY", defaults_limits.per_key),
+            per_agent: per_second("DAIBAN_RATE_LIMIT_AGENT", defaults_limits.per_agent),
+        };
+
         let bonus_rate = match get("DAIBAN_YUAN_PER_POINT") {
             Some(text) => match yuan_per_point_to_fen(&text) {
                 Ok(fen) => BonusRate::from_fen_per_point(fen),
@@ -213,6 +231,7 @@ impl Settings {
                 directory,
                 credentials,
                 bonus_rate,
+                rate_limits,
                 defaults,
             })
         } else {

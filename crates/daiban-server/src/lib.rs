@@ -12,6 +12,7 @@ mod convert;
 mod directory;
 mod error;
 mod health;
+mod limits;
 mod live;
 mod metrics;
 mod points;
@@ -35,6 +36,7 @@ use tracing::{info, warn};
 
 pub use crate::auth::{Auth, Scope};
 pub use crate::config::{Credentials, DirectorySource, Settings};
+pub use crate::limits::RateLimits;
 
 /// Longest wait for in-flight calls once shutdown starts.
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
@@ -140,7 +142,7 @@ impl Service {
             metrics::install(addr).map_err(|reason| ServeError::Metrics { addr, reason })?;
             info!(addr = %addr, "metrics served at /metrics");
         }
-        let auth = Auth::new(&settings.credentials);
+        let auth = Auth::new(&settings.credentials).with_limits(settings.rate_limits);
         if auth.is_development() {
             warn!(
                 "development mode: no DAIBAN_TOKEN_SECRET or DAIBAN_API_KEYS, so API keys are not checked, agent tokens use a public secret, and only loopback addresses are allowed"

@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 use crate::client::{ClientArgs, authorized, token_signer};
 
@@ -334,7 +335,10 @@ async fn submit(context: &Replay, row: Row) -> Option<pb::WorkOrder> {
         context.count(|s| s.submitted += 1);
         match client.submit_request(context.app(request.clone())).await {
             Ok(response) => return Some(response.into_inner()),
-            Err(status) if status.code() == Code::Unavailable && attempt < 4 => {
+            Err(status)
+                if matches!(status.code(), Code::Unavailable | Code::ResourceExhausted)
+                    && attempt < 4 =>
+            {
                 sleep(Duration::from_millis(200 << attempt)).await;
             }
             Err(status) if status.code() == Code::InvalidArgument => {
@@ -630,8 +634,9 @@ async fn tally_final_states(context: &Replay, order_ids: &[String]) -> Tally {
     tally
 }
 
-/// Calls again after UNAVAILABLE, as a real client would: up to four more
-/// times, pausing 100 ms and doubling the pause each time.
+/// Calls again after UNAVAILABLE or RESOURCE_EXHAUSTED, as a real client
+/// would: up to four more times, pausing 100 ms and doubling the pause each
+/// time, or as long as the service's retry delay says when longer.
 async fn retried<T, F, Fut>(mut call: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
@@ -640,8 +645,13 @@ where
     let mut pause = Duration::from_millis(100);
     for _ in 0..4 {
         match call().await {
-            Err(status) if status.code() == Code::Unavailable => {
-                sleep(pause).await;
+            Err(status) if matches!(status.code(), Code::Unavailable | Code::ResourceExhausted) => {
+                let asked = status
+                    .get_error_details()
+                    .retry_info()
+                    .and_then(|info| info.retry_delay)
+                    .unwrap_or_default();
+                sleep(pause.max(asked)).await;
                 pause *= 2;
             }
             other => return other,
