@@ -19,7 +19,7 @@ use crate::offers::Offers;
 const BATCH: usize = 200;
 
 /// Longest sleep between rounds, so that a deadline another replica added
-/// is seen soon even when this replica knows of no earlier one.
+/// is seen soon even when this replica has no earlier one.
 const MAX_SLEEP: Duration = Duration::from_millis(200);
 
 /// Pause after the store failed, before trying again.
@@ -77,8 +77,8 @@ impl Dispatcher {
         }
     }
 
-    /// A handle that makes the dispatcher look for work at once, for the
-    /// calls that just owed a notification.
+    /// Returns a handle that makes the dispatcher look for work at once,
+    /// for the calls that just owed a notification.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
     }

@@ -1,5 +1,5 @@
 //! gRPC health (`grpc.health.v1`): every service reports SERVING while the
-//! store answers and NOT_SERVING while it does not, so load balancers and
+//! store responds to PING and NOT_SERVING while it does not, so load balancers and
 //! orchestrators send calls only to replicas that can serve them.
 
 use std::sync::Arc;
@@ -38,7 +38,7 @@ pub async fn watch_store(
             if now_serving {
                 info!("health: serving");
             } else {
-                warn!("health: not serving, the store does not answer");
+                warn!("health: not serving, the store failed to respond to PING");
             }
             set_all(&reporter, status(now_serving)).await;
             metrics::gauge!("daiban_store_up").set(if now_serving { 1.0 } else { 0.0 });

@@ -1,7 +1,7 @@
 //! Per-caller rate limits: every API key and every agent has a budget of
 //! calls per second, with bursts of up to two seconds' worth. A call over
-//! budget fails with RESOURCE_EXHAUSTED and a `google.rpc.RetryInfo` that
-//! says when to try again.
+//! budget fails with RESOURCE_EXHAUSTED and a `google.rpc.RetryInfo` with
+//! the delay before a retry can pass.
 
 use std::num::NonZeroU32;
 use std::time::Duration;

@@ -19,11 +19,11 @@ use tracing::{info, warn};
 
 use crate::convert::{self, Viewer};
 
-/// Changes buffered per county for slow streams; a stream that falls
-/// further behind is told to resync.
+/// Changes buffered per county for slow streams. A stream that falls
+/// further behind is sent RESYNC.
 const CHANNEL_CAPACITY: usize = 1024;
 
-/// Longest wait of one read of the event log.
+/// Maximum wait of one read of the event log.
 const READ_WAIT: Duration = Duration::from_secs(2);
 
 /// Events read per call.
@@ -104,7 +104,7 @@ async fn follow(
             }
         };
         if failing {
-            info!(county = %county, "reading order events recovered; streams told to resync");
+            info!(county = %county, "reading order events recovered; streams sent RESYNC");
             failing = false;
             let _ = sender.send(Change::Resync);
         }
@@ -132,7 +132,7 @@ async fn follow(
                     });
                 }
                 Err(err) => {
-                    warn!(order.id = %event.order, error = %err, "loading a changed order failed; streams told to resync");
+                    warn!(order.id = %event.order, error = %err, "loading a changed order failed; streams sent RESYNC");
                     let _ = sender.send(Change::Resync);
                 }
             }
@@ -140,7 +140,8 @@ async fn follow(
     }
 }
 
-/// What `agent`'s stream shows of `change`, if anything.
+/// Returns the message `agent`'s stream gets for `change`, or `None` when
+/// the change does not concern the agent.
 pub fn view(agent: &Agent, change: &Change) -> Option<pb::OpenOrderChange> {
     let (kind, order, actor) = match change {
         Change::Resync => return Some(message(Kind::Resync, "", None)),

@@ -10,7 +10,7 @@
 //!   order widened (dispatcher).
 //! - `sms_total{result}`: offer SMS handed to the notifier, `sent` or
 //!   `failed` (dispatcher).
-//! - `store_up`: 1 while the store answers, else 0.
+//! - `store_up`: 1 while the store responds to PING, else 0.
 
 use std::future::Future;
 use std::net::SocketAddr;
