@@ -10,3 +10,4 @@ mod texts;
 pub use dispatcher::{Dispatcher, Policy};
 pub use notifier::{LogNotifier, Notifier, NotifyError, Recipient, Sms};
 pub use offers::Offers;
+pub use texts::{Message, Template};

@@ -10,7 +10,7 @@ use daiban_domain::{Agent, AgentId, Directory, WorkOrder};
 use tracing::{info, warn};
 
 use crate::notifier::{Notifier, Recipient, Sms};
-use crate::texts;
+use crate::texts::{self, Message};
 
 #[derive(Clone)]
 pub struct Offers {
@@ -39,9 +39,9 @@ impl Offers {
                 .max(1)
                 .saturating_add(59)
                 / 60;
-            let text = texts::grid_offer(order, &self.directory, minutes);
+            let message = texts::grid_offer(order, &self.directory, minutes);
             let audience: Vec<&Agent> = self.directory.active_agents_in_grid(grid).collect();
-            self.send_all(order, &audience, &text, "offered to grid")
+            self.send_all(order, &audience, &message, "offered to grid")
                 .await
         } else {
             self.offer_county(order, &[], false).await
@@ -65,7 +65,7 @@ impl Offers {
         let sms = Sms {
             recipient: Recipient::DutyDesk,
             order: order.id.clone(),
-            text: texts::escalation(order, &self.directory),
+            message: texts::escalation(order, &self.directory),
         };
         if let Err(err) = self.notifier.send(sms).await {
             warn!(order.id = %order.id, error = %err, "duty desk notification failed");
@@ -78,14 +78,14 @@ impl Offers {
         excluded: &[AgentId],
         skip_own_grid: bool,
     ) -> usize {
-        let text = texts::county_offer(order, &self.directory);
+        let message = texts::county_offer(order, &self.directory);
         let audience: Vec<&Agent> = self
             .directory
             .active_agents_in_county(&order.county)
             .filter(|agent| !excluded.contains(&agent.id))
             .filter(|agent| !(skip_own_grid && order.grid.as_ref() == Some(&agent.grid)))
             .collect();
-        self.send_all(order, &audience, &text, "offered to county")
+        self.send_all(order, &audience, &message, "offered to county")
             .await
     }
 
@@ -93,7 +93,7 @@ impl Offers {
         &self,
         order: &WorkOrder,
         audience: &[&Agent],
-        text: &str,
+        message: &Message,
         what: &'static str,
     ) -> usize {
         let mut sent = 0;
@@ -104,7 +104,7 @@ impl Offers {
                     phone: agent.phone.clone(),
                 },
                 order: order.id.clone(),
-                text: text.to_owned(),
+                message: message.clone(),
             };
             match self.notifier.send(sms).await {
                 Ok(()) => {
@@ -117,6 +117,7 @@ impl Offers {
                 }
             }
         }
+        let text = message.text();
         info!(order.id = %order.id, agents = audience.len(), sent, text, "{what}");
         sent
     }

@@ -37,37 +37,99 @@ fn place(order: &WorkOrder, directory: &Directory) -> String {
         .unwrap_or_else(|| "地址待核实".to_owned())
 }
 
+/// An SMS template. Providers send only texts from templates they approved
+/// beforehand, so every text is a template's pattern with parameters. The
+/// log and the generic gateway get the rendered text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Template {
+    GridOffer,
+    CountyOffer,
+    Escalation,
+}
+
+impl Template {
+    pub const ALL: [Self; 3] = [Self::GridOffer, Self::CountyOffer, Self::Escalation];
+
+    /// The name by which settings map the template to a provider's code.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GridOffer => "grid_offer",
+            Self::CountyOffer => "county_offer",
+            Self::Escalation => "escalation",
+        }
+    }
+
+    /// The template's text with `${parameter}` placeholders, in the order
+    /// of `Message::params`. Register it with a provider in this form
+    /// (Alibaba Cloud) or with `{1}`, `{2}`, … in the same order (Tencent
+    /// Cloud).
+    pub fn pattern(self) -> &'static str {
+        match self {
+            Self::GridOffer => {
+                "新单${number}：${matter}，${grid}。本网格${minutes}分钟内优先，回复${code}抢单"
+            }
+            Self::CountyOffer => "全县新单${number}：${matter}，${grid}。回复${code}抢单",
+            Self::Escalation => "单号${number}超时无人抢单：${matter}，${grid}。请值班台跟进",
+        }
+    }
+}
+
+/// A template with its parameters, in the order the pattern names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub template: Template,
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl Message {
+    /// Renders the text the recipient reads, without the 【signature】 the
+    /// provider adds.
+    pub fn text(&self) -> String {
+        let mut text = self.template.pattern().to_owned();
+        for (name, value) in &self.params {
+            text = text.replace(&format!("${{{name}}}"), value);
+        }
+        text
+    }
+}
+
 /// The offer to the agents of the order's own grid.
-pub fn grid_offer(order: &WorkOrder, directory: &Directory, minutes: i64) -> String {
-    format!(
-        "新单{}：{}，{}。本网格{}分钟内优先，回复{}抢单",
-        order.number,
-        subject(order),
-        place(order, directory),
-        minutes,
-        order.claim_code
-    )
+pub fn grid_offer(order: &WorkOrder, directory: &Directory, minutes: i64) -> Message {
+    Message {
+        template: Template::GridOffer,
+        params: vec![
+            ("number", order.number.clone()),
+            ("matter", subject(order)),
+            ("grid", place(order, directory)),
+            ("minutes", minutes.to_string()),
+            ("code", order.claim_code.clone()),
+        ],
+    }
 }
 
 /// The offer to every agent of the county.
-pub fn county_offer(order: &WorkOrder, directory: &Directory) -> String {
-    format!(
-        "全县新单{}：{}，{}。回复{}抢单",
-        order.number,
-        subject(order),
-        place(order, directory),
-        order.claim_code
-    )
+pub fn county_offer(order: &WorkOrder, directory: &Directory) -> Message {
+    Message {
+        template: Template::CountyOffer,
+        params: vec![
+            ("number", order.number.clone()),
+            ("matter", subject(order)),
+            ("grid", place(order, directory)),
+            ("code", order.claim_code.clone()),
+        ],
+    }
 }
 
 /// The note to the duty desk about an order nobody grabbed.
-pub fn escalation(order: &WorkOrder, directory: &Directory) -> String {
-    format!(
-        "单号{}超时无人抢单：{}，{}。请值班台跟进",
-        order.number,
-        subject(order),
-        place(order, directory)
-    )
+pub fn escalation(order: &WorkOrder, directory: &Directory) -> Message {
+    Message {
+        template: Template::Escalation,
+        params: vec![
+            ("number", order.number.clone()),
+            ("matter", subject(order)),
+            ("grid", place(order, directory)),
+        ],
+    }
 }
 
 #[cfg(test)]
@@ -138,9 +200,9 @@ mod tests {
             order(&directory, None, fuzzy),
         ] {
             for text in [
-                grid_offer(&order, &directory, 10),
-                county_offer(&order, &directory),
-                escalation(&order, &directory),
+                grid_offer(&order, &directory, 10).text(),
+                county_offer(&order, &directory).text(),
+                escalation(&order, &directory).text(),
             ] {
                 assert!(
                     text.chars().count() <= budget,
@@ -160,7 +222,8 @@ mod tests {
             &order(&directory, None, "13912345678请回电"),
             &directory,
             10,
-        );
+        )
+        .text();
         assert!(text.contains("139****5678"), "{text}");
         assert!(!text.contains("13912345678"), "{text}");
     }
@@ -168,9 +231,25 @@ mod tests {
     #[test]
     fn offer_names_claim_code_and_place() {
         let directory = Directory::lanshan_demo();
-        let text = grid_offer(&order(&directory, Some("M003"), "x"), &directory, 10);
+        let text = grid_offer(&order(&directory, Some("M003"), "x"), &directory, 10).text();
         assert!(text.contains("回复737111抢单"), "{text}");
         assert!(text.contains("所城镇新山田村。"), "{text}");
         assert!(text.contains("我要开餐馆"), "{text}");
+    }
+
+    #[test]
+    fn rendered_text_has_no_placeholder() {
+        let directory = Directory::lanshan_demo();
+        let order = order(&directory, Some("M003"), "x");
+        for message in [
+            grid_offer(&order, &directory, 10),
+            county_offer(&order, &directory),
+            escalation(&order, &directory),
+        ] {
+            let text = message.text();
+            assert!(!text.contains('$'), "{text}");
+            let named = message.template.pattern().matches("${").count();
+            assert_eq!(named, message.params.len(), "{text}");
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use daiban_dispatch::Policy;
 use daiban_domain::{BonusRate, yuan_per_point_to_fen};
+use daiban_sms::SmsSettings;
 
 use crate::auth::{Scope, parse_api_keys};
 use crate::limits::RateLimits;
@@ -56,6 +57,8 @@ pub struct Settings {
     pub credentials: Credentials,
     pub bonus_rate: BonusRate,
     pub rate_limits: RateLimits,
+    /// Where SMS go: the log, a gateway or a provider.
+    pub sms: SmsSettings,
     /// Which settings were left at their defaults, for the start-up log.
     pub defaults: Vec<&'static str>,
 }
@@ -189,12 +192,7 @@ impl Settings {
             ));
         }
 
-        if let Some(url) = get("DAIBAN_SMS_GATEWAY_URL") {
-            // TODO: no outbound SMS gateway exists yet, so a configured one
-            // is rejected rather than silently replaced by logging.
-            let _ = url;
-            errors.push("DAIBAN_SMS_GATEWAY_URL: this version cannot send SMS yet; unset it to log SMS instead".into());
-        }
+        let sms = SmsSettings::from_lookup(&get, &mut errors);
 
         let defaults_limits = RateLimits::default();
         let mut per_second = |name: &'static str, default: NonZeroU32| match get(name) {
@@ -232,6 +230,7 @@ impl Settings {
                 credentials,
                 bonus_rate,
                 rate_limits,
+                sms,
                 defaults,
             })
         } else {
@@ -439,8 +438,14 @@ mod tests {
     }
 
     #[test]
-    fn sms_gateway_is_rejected_until_supported() {
-        let err = settings(&[("DAIBAN_SMS_GATEWAY_URL", "http://127.0.0.1:9/send")]).unwrap_err();
-        assert!(err.0[0].starts_with("DAIBAN_SMS_GATEWAY_URL"), "{err}");
+    fn sms_gateway_url_selects_gateway() {
+        let settings = settings(&[("DAIBAN_SMS_GATEWAY_URL", "http://127.0.0.1:9/send")]).unwrap();
+        assert_eq!(settings.sms.provider.name(), "gateway");
+    }
+
+    #[test]
+    fn sms_provider_errors_named() {
+        let err = settings(&[("DAIBAN_SMS_PROVIDER", "aliyun")]).unwrap_err();
+        assert!(err.0[0].starts_with("DAIBAN_SMS_ACCESS_KEY_ID"), "{err}");
     }
 }

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use daiban_dispatch::{Dispatcher, LogNotifier, Offers};
+use daiban_dispatch::{Dispatcher, Offers};
 use daiban_domain::Directory;
 use daiban_points::{Points, SettlementConsumer, process_consumer_name};
 use daiban_proto::v1::agent_service_server::AgentServiceServer;
@@ -51,6 +51,8 @@ pub enum ServeError {
     Directory { path: String, reason: String },
     #[error("DAIBAN_REDIS_URL: failed to connect to Redis: {0}")]
     Redis(String),
+    #[error("DAIBAN_SMS_PROVIDER: {0}")]
+    Sms(String),
     #[error("failed to listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -137,7 +139,9 @@ impl Service {
             }
         };
 
-        info!("sms: logged, not sent (DAIBAN_SMS_GATEWAY_URL unset)");
+        daiban_sms::log_settings(&settings.sms);
+        let notifier =
+            daiban_sms::notifier(&settings.sms).map_err(|err| ServeError::Sms(err.to_string()))?;
         if let Some(addr) = settings.metrics_listen {
             metrics::install(addr).map_err(|reason| ServeError::Metrics { addr, reason })?;
             info!(addr = %addr, "metrics served at /metrics");
@@ -157,7 +161,7 @@ impl Service {
         );
 
         let directory = Arc::new(directory);
-        let offers = Offers::new(directory.clone(), Arc::new(LogNotifier));
+        let offers = Offers::new(directory.clone(), notifier);
         let points = Arc::new(Points::new(store.clone(), settings.bonus_rate));
         let dispatcher = Dispatcher::new(store.clone(), offers, points.clone(), counties.clone());
         let (stop, shutdown) = watch::channel(false);
