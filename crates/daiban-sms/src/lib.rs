@@ -8,6 +8,7 @@
 mod aliyun;
 mod gateway;
 mod outcome;
+mod queue;
 mod settings;
 mod tencent;
 
@@ -20,6 +21,7 @@ use tracing::info;
 pub use aliyun::{AliyunNotifier, rpc_signature};
 pub use gateway::GatewayNotifier;
 pub use outcome::out_id;
+pub use queue::{QueuePolicy, SendQueue};
 pub use settings::{
     ALIYUN_ENDPOINT, AliyunSettings, GatewaySettings, Provider, Secret, SmsSettings,
     TENCENT_DEFAULT_REGION, TENCENT_ENDPOINT, TemplateCodes, TencentSettings,
@@ -43,7 +45,8 @@ impl std::fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// Builds the notifier the settings choose.
+/// Builds the notifier the settings choose. A provider's notifier sends
+/// through a `SendQueue`, so it must be built inside a tokio runtime.
 pub fn notifier(settings: &SmsSettings) -> Result<Arc<dyn Notifier>, ClientError> {
     let client = || {
         reqwest::Client::builder()
@@ -53,8 +56,8 @@ pub fn notifier(settings: &SmsSettings) -> Result<Arc<dyn Notifier>, ClientError
             .map_err(|err| ClientError(err.to_string()))
     };
     let duty_desk = settings.duty_desk.clone();
-    Ok(match &settings.provider {
-        Provider::Log => Arc::new(LogNotifier),
+    let provider: Arc<dyn Notifier> = match &settings.provider {
+        Provider::Log => return Ok(Arc::new(LogNotifier)),
         Provider::Gateway(gateway) => {
             Arc::new(GatewayNotifier::new(client()?, gateway.clone(), duty_desk))
         }
@@ -64,7 +67,8 @@ pub fn notifier(settings: &SmsSettings) -> Result<Arc<dyn Notifier>, ClientError
         Provider::Tencent(tencent) => {
             Arc::new(TencentNotifier::new(client()?, tencent.clone(), duty_desk))
         }
-    })
+    };
+    Ok(Arc::new(SendQueue::start(provider, QueuePolicy::default())))
 }
 
 /// Logs at start-up where SMS go, naming the provider and the endpoint's
