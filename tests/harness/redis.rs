@@ -23,6 +23,8 @@ pub struct RedisServer {
     /// Whether every write goes to an append-only file, fsynced at once, so
     /// a restart keeps the data.
     durable: bool,
+    /// Further `redis-server` arguments, such as cluster mode.
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -34,7 +36,7 @@ impl RedisServer {
     /// When `redis-server` is not installed, or the server does not reply
     /// within 10 seconds; the message includes the end of the server's log.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, Vec::new())
     }
 
     /// Starts a server like [`RedisServer::start`] with the persistence
@@ -42,10 +44,10 @@ impl RedisServer {
     /// append-only file before replying, so that [`RedisServer::restart`]
     /// (a SIGKILL and a new start) keeps all acknowledged data.
     pub fn start_durable() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, Vec::new())
     }
 
-    fn start_with(durable: bool) -> Self {
+    fn start_with(durable: bool, extra_args: Vec<String>) -> Self {
         let dir = private_dir();
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
@@ -55,6 +57,7 @@ impl RedisServer {
                 dir: dir.clone(),
                 child: None,
                 durable,
+                extra_args: extra_args.clone(),
             };
             match server.launch() {
                 Ok(()) => return server,
@@ -122,6 +125,7 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -174,6 +178,73 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of three masters on loopback, each a `RedisServer`,
+/// with the 16384 slots split between them.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-mode servers, joins them with
+    /// `redis-cli --cluster create` and waits until the cluster is ok.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(
+                    false,
+                    ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        for node in &nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not reach cluster_state:ok"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self { nodes }
+    }
+
+    /// Every node's url, comma-separated, as `DAIBAN_REDIS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

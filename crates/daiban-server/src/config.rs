@@ -106,12 +106,15 @@ impl Settings {
 
         let redis_url = get("DAIBAN_REDIS_URL").map(|url| url.trim().to_owned());
         if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("unix://"))
-            {
+            // Several comma-separated urls name the nodes of a Redis Cluster.
+            let valid = url.split(',').map(str::trim).all(|part| {
+                part.starts_with("redis://")
+                    || part.starts_with("rediss://")
+                    || part.starts_with("unix://")
+            });
+            if !valid {
                 errors.push(
-                    "DAIBAN_REDIS_URL: expected a URL starting with redis://, rediss:// or unix://"
+                    "DAIBAN_REDIS_URL: expected a URL starting with redis://, rediss:// or unix://, or comma-separated redis:// URLs of a cluster's nodes"
                         .into(),
                 );
             }

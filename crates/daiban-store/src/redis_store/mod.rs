@@ -71,10 +71,10 @@ use daiban_domain::{
     AgentId, CountyCode, GridCode, Matter, OrderId, OrderState, Rating, WorkOrder, WorkResult,
     order_day,
 };
-use deadpool_redis::{Connection, Pool};
 use redis::{RedisError, Script, Value};
 
 pub use self::connection::RedisStoreError;
+use self::connection::{Backend, Connection};
 use self::keys::CountyKeys;
 use self::order_hash::millis;
 use self::reply::{
@@ -96,7 +96,7 @@ const DAY_COUNTER_TTL_SECONDS: i64 = 3 * 24 * 3600;
 /// share the pool.
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool,
+    backend: Backend,
 }
 
 struct Scripts {
@@ -139,7 +139,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 
 impl RedisStore {
     async fn connection(&self) -> Result<Connection, StoreError> {
-        self.pool
+        self.backend
             .get()
             .await
             .map_err(|err| StoreError::Unavailable(format!("no redis connection: {err}")))
@@ -293,10 +293,10 @@ fn submitted(order: WorkOrder, value: Value) -> Result<Submitted, StoreError> {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let status = self.pool.status();
+        let (size, max_size) = self.backend.status();
         f.debug_struct("RedisStore")
-            .field("pool_size", &status.size)
-            .field("pool_max_size", &status.max_size)
+            .field("pool_size", &size)
+            .field("pool_max_size", &max_size)
             .finish()
     }
 }
