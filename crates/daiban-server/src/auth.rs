@@ -364,10 +364,6 @@ mod tests {
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap();
         let err = auth.agent(&with_bearer(&token)).unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
-        assert!(
-            err.message().contains("expired"),
-            "{}",
-            err.message()
-        );
+        assert!(err.message().contains("expired"), "{}", err.message());
     }
 }
