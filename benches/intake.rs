@@ -1,0 +1,102 @@
+//! Intake through gRPC (`SubmitRequest`, stored in Redis) against the
+//! baseline of a tonic server whose handlers do nothing, with the same
+//! messages, in one run: `cargo bench --bench intake`.
+//!
+//! The service runs in this process on a private `redis-server`, as the
+//! system tests start it (production credentials, so every call checks an
+//! API key). Both servers listen on loopback with `TCP_NODELAY` and get the
+//! rows of the demo week's requests in turn, each with its own request id.
+//! The report goes to stdout in Markdown.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use daiban_tests::{Config, spawn_app};
+
+use support::intake::{self, NoopServer};
+use support::load::Load;
+use support::machine::print_header;
+use support::orders::demo_requests;
+use support::phase::{measure, print_comparison, print_phases};
+use support::probe::Probe;
+
+/// Requests in flight at once, in either phase.
+const CONCURRENCY: usize = 32;
+
+/// HTTP/2 connections each phase spreads its calls over.
+const CHANNELS: usize = 4;
+
+/// Requests made before measuring, per server, to open connections, load
+/// the scripts and warm the allocator.
+const WARMUP_CALLS: usize = 2_000;
+
+/// Requests in each measured phase.
+const MEASURED_CALLS: usize = 20_000;
+
+const PHASE_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+#[tokio::main]
+async fn main() {
+    support::run_until_interrupted(bench()).await;
+}
+
+async fn bench() {
+    let app = spawn_app(Config {
+        // No order of this run should widen or escalate while it is measured.
+        widen_after: "1d",
+        ..Config::default()
+    })
+    .await;
+    let url = app
+        .redis
+        .as_ref()
+        .expect("the bench service keeps its state in redis")
+        .url();
+    let probe = Probe::connect(&url).await;
+    print_header(
+        "Intake through gRPC against a server that does nothing",
+        &probe,
+    )
+    .await;
+
+    let rows = Arc::new(demo_requests());
+    let noop = NoopServer::start().await;
+    let service_channels = support::channels(app.addr, CHANNELS).await;
+    let noop_channels = support::channels(noop.addr, CHANNELS).await;
+    let load = |calls| Load {
+        concurrency: CONCURRENCY,
+        calls,
+        time_limit: PHASE_TIME_LIMIT,
+    };
+
+    intake::grpc(&service_channels, &rows, "warmup", load(WARMUP_CALLS)).await;
+    intake::grpc(&noop_channels, &rows, "warmup", load(WARMUP_CALLS)).await;
+
+    let service = measure(
+        &probe,
+        "gRPC SubmitRequest, daiban",
+        intake::grpc(&service_channels, &rows, "intake", load(MEASURED_CALLS)),
+    )
+    .await;
+    let baseline = measure(
+        &probe,
+        "gRPC SubmitRequest, empty handler",
+        intake::grpc(&noop_channels, &rows, "intake", load(MEASURED_CALLS)),
+    )
+    .await;
+
+    println!(
+        "{MEASURED_CALLS} requests per phase, {CONCURRENCY} in flight, {CHANNELS} HTTP/2 \
+         connections, the {} rows of data/lanshan/requests.csv in turn.",
+        rows.len()
+    );
+    println!();
+    print_phases(&[&service, &baseline]);
+
+    print_comparison(&service, &baseline, "requests/s", "≥ 50% of the baseline");
+
+    noop.stop().await;
+    app.stop().await;
+}
