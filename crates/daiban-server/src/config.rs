@@ -49,6 +49,9 @@ impl std::fmt::Debug for Credentials {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// PEM certificate chain and private key files for TLS; `None` serves
+    /// plaintext.
+    pub tls: Option<TlsFiles>,
     /// Where to serve Prometheus metrics; `None` serves none.
     pub metrics_listen: Option<SocketAddr>,
     pub redis_url: Option<String>,
@@ -61,6 +64,13 @@ pub struct Settings {
     pub sms: SmsSettings,
     /// Which settings were left at their defaults, for the start-up log.
     pub defaults: Vec<&'static str>,
+}
+
+/// The files of the server's TLS identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
 }
 
 /// Every invalid setting, one line each, naming the variable.
@@ -103,6 +113,22 @@ impl Settings {
             }
             parsed
         });
+
+        let tls = match (get("DAIBAN_TLS_CERT"), get("DAIBAN_TLS_KEY")) {
+            (Some(certificate), Some(private_key)) => Some(TlsFiles {
+                certificate: PathBuf::from(certificate.trim()),
+                private_key: PathBuf::from(private_key.trim()),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                errors.push("DAIBAN_TLS_KEY: required when DAIBAN_TLS_CERT is set; give the PEM private key file".into());
+                None
+            }
+            (None, Some(_)) => {
+                errors.push("DAIBAN_TLS_CERT: required when DAIBAN_TLS_KEY is set; give the PEM certificate chain file".into());
+                None
+            }
+        };
 
         let redis_url = get("DAIBAN_REDIS_URL").map(|url| url.trim().to_owned());
         if let Some(url) = &redis_url {
@@ -226,6 +252,7 @@ impl Settings {
         if errors.is_empty() {
             Ok(Self {
                 listen,
+                tls,
                 metrics_listen,
                 redis_url,
                 policy,

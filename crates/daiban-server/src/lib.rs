@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use crate::auth::{Auth, Scope};
-pub use crate::config::{Credentials, DirectorySource, Settings};
+pub use crate::config::{Credentials, DirectorySource, Settings, TlsFiles};
 pub use crate::limits::RateLimits;
 
 /// Longest wait for in-flight calls once shutdown starts.
@@ -61,6 +61,8 @@ pub enum ServeError {
     },
     #[error("DAIBAN_METRICS_LISTEN: failed to serve metrics on {addr}: {reason}")]
     Metrics { addr: SocketAddr, reason: String },
+    #[error("DAIBAN_TLS_CERT / DAIBAN_TLS_KEY: failed to load {path}: {reason}")]
+    Tls { path: String, reason: String },
     #[error("failed to build gRPC reflection: {0}")]
     Reflection(String),
     #[error("gRPC server failed: {0}")]
@@ -92,6 +94,19 @@ pub fn load_directory(source: &DirectorySource) -> Result<Directory, ServeError>
     }
 }
 
+/// Reads the TLS certificate chain and private key, both PEM.
+fn load_tls(files: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|err| ServeError::Tls {
+            path: path.display().to_string(),
+            reason: err.to_string(),
+        })
+    };
+    let identity =
+        tonic::transport::Identity::from_pem(read(&files.certificate)?, read(&files.private_key)?);
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
+}
+
 /// A service bound to its address, ready to run.
 pub struct Service {
     app: app::App,
@@ -101,6 +116,7 @@ pub struct Service {
     /// Tells the dispatcher, the live-offer readers and the streams to
     /// stop.
     stop: watch::Sender<bool>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl Service {
@@ -193,12 +209,17 @@ impl Service {
         } else {
             info!(addr = %local_addr, "listening");
         }
+        let tls = settings.tls.as_ref().map(load_tls).transpose()?;
+        if tls.is_some() {
+            info!("tls: on");
+        }
         Ok(Self {
             app,
             listener,
             local_addr,
             dispatcher,
             stop,
+            tls,
         })
     }
 
@@ -247,7 +268,11 @@ impl Service {
         let incoming =
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let mut stopping = stop.subscribe();
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls).map_err(ServeError::Transport)?;
+        }
+        let server = builder
             .layer(metrics::CallsLayer)
             .add_service(health_service)
             .add_service(reflection)
