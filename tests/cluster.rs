@@ -8,7 +8,7 @@ use daiban_proto::v1 as pb;
 use daiban_proto::v1::agent_service_client::AgentServiceClient;
 use daiban_proto::v1::work_order_service_client::WorkOrderServiceClient;
 use daiban_tests::redis::RedisCluster;
-use daiban_tests::service::{APP_KEY, TOKEN_SECRET, connect};
+use daiban_tests::service::{APP_KEY, connect};
 use daiban_tests::{
     Config, ServiceProcess, agents_outside, grid_agents, precise_request, with_bearer,
 };
@@ -38,16 +38,7 @@ async fn lifecycle_and_widening_on_cluster() {
     let channel = connect(service.addr).await;
     let mut orders = WorkOrderServiceClient::new(channel.clone());
     let mut agents = AgentServiceClient::new(channel);
-    let signer = daiban_server::Auth::new(&daiban_server::Credentials::Production {
-        token_secret: TOKEN_SECRET.into(),
-        api_keys: Vec::new(),
-    });
-    let token = |id: &str| {
-        signer.mint(
-            &daiban_domain::AgentId::parse(id).expect("test agent id is valid"),
-            Duration::from_secs(60),
-        )
-    };
+    let token = daiban_tests::service::agent_token;
 
     // Claimed in the grid phase, completed, rated and settled.
     let first = orders

@@ -8,7 +8,7 @@ use daiban_proto::v1 as pb;
 use daiban_proto::v1::agent_service_client::AgentServiceClient;
 use daiban_proto::v1::work_order_service_client::WorkOrderServiceClient;
 use daiban_tests::redis::RedisServer;
-use daiban_tests::service::{APP_KEY, TOKEN_SECRET, connect};
+use daiban_tests::service::{APP_KEY, connect};
 use daiban_tests::{
     Config, ServiceProcess, TestApp, agents_outside, grid_agents, precise_request, reason,
     spawn_app, with_bearer,
@@ -377,14 +377,7 @@ async fn two_processes_widen_and_notify_each_order_once() {
     // Both processes serve the same orders: a claim through one is seen by
     // the other.
     let agent = agents_outside(GRID, 1).remove(0);
-    let token = daiban_server::Auth::new(&daiban_server::Credentials::Production {
-        token_secret: TOKEN_SECRET.into(),
-        api_keys: Vec::new(),
-    })
-    .mint(
-        &daiban_domain::AgentId::parse(&agent).unwrap(),
-        Duration::from_secs(60),
-    );
+    let token = daiban_tests::service::agent_token(&agent);
     AgentServiceClient::new(channels[0].clone())
         .claim_work_order(with_bearer(
             pb::ClaimWorkOrderRequest {

@@ -9,7 +9,7 @@ use daiban_proto::v1::agent_service_client::AgentServiceClient;
 use daiban_proto::v1::open_order_change::Kind;
 use daiban_proto::v1::work_order_service_client::WorkOrderServiceClient;
 use daiban_tests::redis::RedisServer;
-use daiban_tests::service::{APP_KEY, TOKEN_SECRET, connect};
+use daiban_tests::service::{APP_KEY, connect};
 use daiban_tests::{
     Config, ServiceProcess, agents_outside, grid_agents, precise_request, with_bearer,
 };
@@ -19,14 +19,7 @@ use tonic::Streaming;
 const GRID: &str = "431127100008";
 
 fn token(agent: &str) -> String {
-    daiban_server::Auth::new(&daiban_server::Credentials::Production {
-        token_secret: TOKEN_SECRET.into(),
-        api_keys: Vec::new(),
-    })
-    .mint(
-        &daiban_domain::AgentId::parse(agent).expect("test agent id is valid"),
-        Duration::from_secs(600),
-    )
+    daiban_tests::service::agent_token(agent)
 }
 
 /// Reads the next change, failing after five seconds.

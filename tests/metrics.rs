@@ -10,7 +10,7 @@ use daiban_proto::v1 as pb;
 use daiban_proto::v1::agent_service_client::AgentServiceClient;
 use daiban_proto::v1::work_order_service_client::WorkOrderServiceClient;
 use daiban_tests::redis::RedisServer;
-use daiban_tests::service::{APP_KEY, TOKEN_SECRET, connect, free_port};
+use daiban_tests::service::{APP_KEY, connect, free_port};
 use daiban_tests::{Config, ServiceProcess, grid_agents, precise_request, with_bearer};
 use tokio::time::{Instant, sleep};
 
@@ -94,16 +94,7 @@ async fn metrics_count_calls_claims_and_widening() {
     let channel = connect(service.addr).await;
     let mut orders = WorkOrderServiceClient::new(channel.clone());
     let mut agents = AgentServiceClient::new(channel);
-    let signer = daiban_server::Auth::new(&daiban_server::Credentials::Production {
-        token_secret: TOKEN_SECRET.into(),
-        api_keys: Vec::new(),
-    });
-    let token = |id: &str| {
-        signer.mint(
-            &daiban_domain::AgentId::parse(id).expect("test agent id is valid"),
-            Duration::from_secs(60),
-        )
-    };
+    let token = daiban_tests::service::agent_token;
 
     let claimed = orders
         .submit_request(with_bearer(

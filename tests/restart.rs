@@ -30,16 +30,7 @@ async fn redis_restart_loses_nothing_accepted() {
     let channel = connect(service.addr).await;
     let mut orders = WorkOrderServiceClient::new(channel.clone());
     let mut agents = AgentServiceClient::new(channel);
-    let token = |agent: &str| {
-        daiban_server::Auth::new(&daiban_server::Credentials::Production {
-            token_secret: daiban_tests::service::TOKEN_SECRET.into(),
-            api_keys: Vec::new(),
-        })
-        .mint(
-            &daiban_domain::AgentId::parse(agent).unwrap(),
-            Duration::from_secs(600),
-        )
-    };
+    let token = daiban_tests::service::agent_token;
 
     let claimed = orders
         .submit_request(with_bearer(

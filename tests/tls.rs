@@ -22,11 +22,18 @@ async fn tls_serves_trusting_clients_only() {
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).expect("the key is written");
 
     let env = HashMap::from([
-        ("DAIBAN_TLS_CERT".to_owned(), cert_path.display().to_string()),
+        (
+            "DAIBAN_TLS_CERT".to_owned(),
+            cert_path.display().to_string(),
+        ),
         ("DAIBAN_TLS_KEY".to_owned(), key_path.display().to_string()),
     ]);
     let service = ServiceProcess::start(&env);
-    assert!(service.log_contains("tls: on"), "{}", service.log().join("\n"));
+    assert!(
+        service.log_contains("tls: on"),
+        "{}",
+        service.log().join("\n")
+    );
 
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&cert_pem))

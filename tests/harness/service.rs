@@ -174,6 +174,19 @@ impl Drop for TestApp {
     }
 }
 
+/// A bearer token for `agent`, valid for ten minutes, signed with
+/// [`TOKEN_SECRET`] as the production-mode test services check it.
+pub fn agent_token(agent: &str) -> String {
+    let signer = Auth::new(&daiban_server::Credentials::Production {
+        token_secret: TOKEN_SECRET.into(),
+        api_keys: Vec::new(),
+    });
+    signer.mint(
+        &AgentId::parse(agent).expect("test agent id is valid"),
+        Duration::from_secs(600),
+    )
+}
+
 /// Wraps `message` with `credential` as its bearer token.
 pub fn with_bearer<T>(message: T, credential: &str) -> Request<T> {
     let mut request = Request::new(message);
