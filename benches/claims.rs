@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daiban_store::RedisStore;
-use daiban_tests::{Config, demo_directory, spawn_app};
+use daiban_tests::{demo_directory, spawn_app};
 
 use support::claims::{self, Race, open_orders, racers};
 use support::machine::print_header;
@@ -46,12 +46,7 @@ async fn main() {
 }
 
 async fn bench() {
-    let app = spawn_app(Config {
-        // No order of this run should widen or escalate while it is measured.
-        widen_after: "1d",
-        ..Config::default()
-    })
-    .await;
+    let app = spawn_app(support::service_config()).await;
     let url = app
         .redis
         .as_ref()

@@ -13,7 +13,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use daiban_tests::{Config, spawn_app};
+use daiban_tests::spawn_app;
 
 use support::intake::{self, NoopServer};
 use support::load::Load;
@@ -43,12 +43,7 @@ async fn main() {
 }
 
 async fn bench() {
-    let app = spawn_app(Config {
-        // No order of this run should widen or escalate while it is measured.
-        widen_after: "1d",
-        ..Config::default()
-    })
-    .await;
+    let app = spawn_app(support::service_config()).await;
     let url = app
         .redis
         .as_ref()

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use daiban_domain::{CountyCode, Directory};
 use daiban_store::RedisStore;
-use daiban_tests::{Config, TestApp, demo_directory, spawn_app};
+use daiban_tests::{TestApp, demo_directory, spawn_app};
 use tonic::transport::Channel;
 
 use support::claims::{self, Race, open_orders, racers};
@@ -167,12 +167,7 @@ fn levels() -> Vec<usize> {
 }
 
 async fn set_up() -> Setup {
-    let app = spawn_app(Config {
-        // The orders that intake adds stay pending for the whole run.
-        widen_after: "1d",
-        ..Config::default()
-    })
-    .await;
+    let app = spawn_app(support::service_config()).await;
     let url = app
         .redis
         .as_ref()

@@ -20,7 +20,28 @@ pub mod widening;
 use std::future::Future;
 use std::net::SocketAddr;
 
+use daiban_tests::Config;
 use tonic::transport::Channel;
+
+/// Calls per second allowed to each API key and each agent: far above any
+/// load a bench makes, so that the figures show what the service can do
+/// rather than its rate limiter, which still checks every call.
+const UNLIMITED_CALLS_PER_SECOND: &str = "1000000";
+
+/// Returns the configuration of the service under test: production
+/// credentials as in the system tests, a grid phase of a day so that no
+/// order the bench submits through gRPC widens during the run, and rate
+/// limits out of the way.
+pub fn service_config() -> Config {
+    Config {
+        widen_after: "1d",
+        extra_env: vec![
+            ("DAIBAN_RATE_LIMIT_KEY", UNLIMITED_CALLS_PER_SECOND),
+            ("DAIBAN_RATE_LIMIT_AGENT", UNLIMITED_CALLS_PER_SECOND),
+        ],
+        ..Config::default()
+    }
+}
 
 /// Runs `bench` until it returns or the user presses Ctrl-C. Either way the
 /// function returns normally, so the drops stop the `redis-server` and the
