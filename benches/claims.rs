@@ -18,7 +18,7 @@ use daiban_tests::{demo_directory, spawn_app};
 
 use support::claims::{self, Race, open_orders, racers};
 use support::machine::print_header;
-use support::orders::demo_requests;
+use support::orders::{bench_county, demo_requests};
 use support::phase::{measure, print_comparison, print_phases};
 use support::probe::Probe;
 
@@ -55,10 +55,10 @@ async fn bench() {
     let store = RedisStore::connect(&url)
         .await
         .unwrap_or_else(|err| panic!("failed to connect the baseline store: {err}"));
-    let probe = Probe::connect(&url).await;
+    let directory = Arc::new(demo_directory());
+    let probe = Probe::connect(&url, &bench_county(&directory)).await;
     print_header("Claims through gRPC against the claim script", &probe).await;
 
-    let directory = Arc::new(demo_directory());
     let rows = Arc::new(demo_requests());
     let channels = support::channels(app.addr, CHANNELS).await;
     let orders = open_orders(

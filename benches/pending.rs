@@ -35,7 +35,7 @@ use support::claims::{self, Race, open_orders, racers};
 use support::intake;
 use support::load::Load;
 use support::machine::print_header;
-use support::memory::{self, Memory, wait_for_outbox};
+use support::memory::{self, Memory};
 use support::orders::{DemoRequest, Timing, bench_county, demo_requests, submit_all};
 use support::phase::{Phase, measure, print_phases};
 use support::probe::Probe;
@@ -50,6 +50,10 @@ const LOAD_CONCURRENCY: usize = 64;
 
 /// Maximum time to load one level.
 const LOAD_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// Maximum wait for the dispatcher to send the notifications that a load
+/// owes, before its memory is measured.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// Grid phase of the loaded orders: longer than any run.
 const LOADED_GRID_PHASE: chrono::Duration = chrono::Duration::days(2);
@@ -106,8 +110,6 @@ struct Setup {
     probe: Probe,
     directory: Arc<Directory>,
     county: CountyCode,
-    /// The county's key prefix in Redis, as `RedisStore` lays keys out.
-    prefix: String,
     rows: Arc<Vec<DemoRequest>>,
     /// The rows whose order has a grid, so it gets a grid phase.
     grid_rows: Arc<Vec<DemoRequest>>,
@@ -176,10 +178,10 @@ async fn set_up() -> Setup {
     let store = RedisStore::connect(&url)
         .await
         .unwrap_or_else(|err| panic!("failed to connect the bench store: {err}"));
-    let probe = Probe::connect(&url).await;
-
     let directory = Arc::new(demo_directory());
     let county = bench_county(&directory);
+    let probe = Probe::connect(&url, &county).await;
+
     let rows = demo_requests();
     let grid_rows: Vec<DemoRequest> = rows
         .iter()
@@ -189,7 +191,6 @@ async fn set_up() -> Setup {
     let channels = support::channels(app.addr, CHANNELS).await;
     let racers = Arc::new(racers(&app, &directory, AGENTS));
     Setup {
-        prefix: format!("daiban:{{{county}}}:"),
         app,
         store,
         probe,
@@ -265,13 +266,19 @@ async fn run_level(setup: &Setup, loaded: usize, pending: usize) -> Level {
         started.elapsed().as_secs_f64(),
         rate(ids.len(), started.elapsed())
     );
-    wait_for_outbox(probe, &setup.prefix).await;
+    let drained = probe.drain_outbox(DRAIN_LIMIT).await;
+    println!(
+        "- the dispatcher sent the {} notifications that the load owed {:.1} s after it ended; \
+         {} were still owed when memory was measured",
+        drained.owed,
+        drained.elapsed.as_secs_f64(),
+        drained.left
+    );
     let after = probe.used_memory().await;
     let memory = memory::measure(
         probe,
         &setup.app.channel,
         &setup.county,
-        &setup.prefix,
         &ids,
         before,
         after,

@@ -1,8 +1,6 @@
 //! Redis memory per pending order, against the order's own size encoded as
 //! a `daiban.v1.WorkOrder` message.
 
-use std::time::{Duration, Instant};
-
 use daiban_domain::{CountyCode, OrderId};
 use daiban_proto::v1 as pb;
 use daiban_proto::v1::work_order_service_client::WorkOrderServiceClient;
@@ -15,10 +13,6 @@ use super::probe::{HashShape, KeyKind, Probe};
 
 /// Orders whose encoded size is measured at each level.
 const ENCODED_SAMPLE: usize = 200;
-
-/// Maximum wait for the dispatcher to send the notifications that the
-/// loaded orders owe.
-const OUTBOX_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// The memory of the orders loaded in one step.
 #[derive(Debug, Clone)]
@@ -61,12 +55,11 @@ pub async fn measure(
     probe: &Probe,
     channel: &Channel,
     county: &CountyCode,
-    prefix: &str,
     loaded: &[OrderId],
     before: u64,
     after: u64,
 ) -> Memory {
-    let kinds = probe.key_kinds(prefix).await;
+    let kinds = probe.key_kinds().await;
     let order_hashes = kinds.iter().find(|k| k.pattern == ORDER_HASH_KIND);
     let mut shapes = Vec::new();
     for key in order_hashes
@@ -81,7 +74,7 @@ pub async fn measure(
     let examples = order_hashes
         .map(|k| k.examples.as_slice())
         .unwrap_or_default();
-    let alternatives = alternatives(probe, channel, county, prefix, examples).await;
+    let alternatives = alternatives(probe, channel, county, examples).await;
 
     Memory {
         loaded: loaded.len(),
@@ -133,10 +126,9 @@ pub async fn alternatives(
     probe: &Probe,
     channel: &Channel,
     county: &CountyCode,
-    prefix: &str,
     keys: &[String],
 ) -> Alternatives {
-    let scratch = format!("{prefix}bench-scratch");
+    let scratch = format!("{}bench-scratch", probe.prefix());
     let mut client = WorkOrderServiceClient::new(channel.clone());
     let mut sums = Alternatives::default();
     for key in keys {
@@ -230,28 +222,6 @@ pub fn print_alternatives(alternatives: &Alternatives, encoded: f64) {
         );
     }
     println!();
-}
-
-/// Waits until the county's outbox of owed notifications is empty, so that
-/// the memory measured is that of orders at rest, and prints how long the
-/// dispatcher took. NOTE: the key name follows the layout of `RedisStore`;
-/// a missing key reads as an empty outbox.
-pub async fn wait_for_outbox(probe: &Probe, prefix: &str) {
-    let key = format!("{prefix}outbox");
-    let started = Instant::now();
-    let mut left = probe.zcard(&key).await;
-    let initial = left;
-    while left > 0 && started.elapsed() < OUTBOX_WAIT {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        left = probe.zcard(&key).await;
-    }
-    if initial > 0 {
-        println!(
-            "- the dispatcher sent the notifications owed: {initial} left after loading, \
-             {left} after {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
 }
 
 /// Prints the memory of one step and the keys by kind.

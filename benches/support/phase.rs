@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::load::LoadResult;
 use super::machine::{machine_busy, process_cpu};
-use super::probe::{CommandStat, Probe, format_command_stats};
+use super::probe::{CommandStat, Drain, Probe, format_command_stats};
 use super::stats::ms;
 
 #[derive(Debug)]
@@ -22,11 +22,29 @@ pub struct Phase {
     /// anything else that competed with the phase for the same cores.
     pub other_cpu: Duration,
     pub commands: Vec<CommandStat>,
+    /// The notifications that earlier work still owed, sent before the
+    /// phase began.
+    pub drained_before: Drain,
+    /// Notifications owed when the phase ended: those the dispatcher had
+    /// not sent yet.
+    pub owed_after: u64,
 }
 
-/// Runs `run` as the phase `name`, with Redis's command statistics reset
-/// before it.
+/// Maximum wait for the dispatcher to send what earlier work owes before a
+/// phase begins.
+const DRAIN_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+/// Runs `run` as the phase `name`, once the dispatcher has sent the
+/// notifications that earlier work owes, with Redis's command statistics
+/// reset before it.
 pub async fn measure(probe: &Probe, name: &str, run: impl Future<Output = LoadResult>) -> Phase {
+    let drained_before = probe.drain_outbox(DRAIN_LIMIT).await;
+    if drained_before.left > 0 {
+        eprintln!(
+            "warning: {name}: {} notifications were still owed after {DRAIN_LIMIT:?}",
+            drained_before.left
+        );
+    }
     probe.reset_stats().await;
     let redis_before = probe.cpu_seconds().await;
     let process_before = process_cpu();
@@ -41,6 +59,7 @@ pub async fn measure(probe: &Probe, name: &str, run: impl Future<Output = LoadRe
         .saturating_sub(process_cpu)
         .saturating_sub(redis_cpu);
     let commands = probe.command_stats().await;
+    let owed_after = probe.outbox_len().await;
     result.warn(name);
     Phase {
         name: name.to_owned(),
@@ -49,6 +68,8 @@ pub async fn measure(probe: &Probe, name: &str, run: impl Future<Output = LoadRe
         redis_cpu,
         other_cpu,
         commands,
+        drained_before,
+        owed_after,
     }
 }
 
@@ -70,13 +91,13 @@ impl Phase {
 /// Prints the phases as a Markdown table, with their CPU time per call.
 pub fn print_phases(phases: &[&Phase]) {
     println!(
-        "| phase | calls | calls/s | p50 ms | p99 ms | max ms | CPU µs/call, this process | CPU µs/call, redis-server | other processes, cores |"
+        "| phase | calls | calls/s | p50 ms | p99 ms | max ms | CPU µs/call, this process | CPU µs/call, redis-server | other processes, cores | notifications owed at end |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for phase in phases {
         let s = &phase.result.summary;
         println!(
-            "| {} | {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.2} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {} |",
             phase.name,
             s.calls,
             s.per_second(),
@@ -86,9 +107,21 @@ pub fn print_phases(phases: &[&Phase]) {
             phase.micros_per_call(phase.process_cpu),
             phase.micros_per_call(phase.redis_cpu),
             phase.other_cores(),
+            phase.owed_after,
         );
     }
     println!();
+    for phase in phases {
+        let drained = &phase.drained_before;
+        if drained.owed > 0 {
+            println!(
+                "- before {}, the dispatcher sent {} owed notifications in {:.1} s",
+                phase.name,
+                drained.owed,
+                drained.elapsed.as_secs_f64()
+            );
+        }
+    }
     for phase in phases {
         println!(
             "- Redis commands of {}: {}",

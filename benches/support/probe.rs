@@ -4,13 +4,27 @@
 //! other ways of storing an order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
+use daiban_domain::CountyCode;
 use redis::aio::MultiplexedConnection;
 
-/// A connection for reading a Redis server's figures.
+/// A connection for reading a Redis server's figures, and the key prefix
+/// of the county that the bench uses.
 #[derive(Clone)]
 pub struct Probe {
     connection: MultiplexedConnection,
+    prefix: String,
+}
+
+/// The notifications owed when a wait for the outbox began, and how long
+/// the dispatcher took to send them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Drain {
+    pub owed: u64,
+    /// Notifications still owed when the wait ended.
+    pub left: u64,
+    pub elapsed: Duration,
 }
 
 /// One line of `INFO commandstats`.
@@ -55,19 +69,53 @@ const EXAMPLE_KEYS_PER_KIND: usize = 50;
 const MEASURED_KEYS_PER_KIND: usize = 500;
 
 impl Probe {
-    /// Connects to the Redis at `url`.
+    /// Connects to the Redis at `url`, where the bench's service keeps
+    /// `county`.
     ///
     /// # Panics
     ///
     /// When the server does not accept the connection.
-    pub async fn connect(url: &str) -> Self {
+    pub async fn connect(url: &str, county: &CountyCode) -> Self {
         let client =
             redis::Client::open(url).unwrap_or_else(|err| panic!("invalid redis url {url}: {err}"));
         let connection = client
             .get_multiplexed_async_connection()
             .await
             .unwrap_or_else(|err| panic!("failed to connect to redis at {url}: {err}"));
-        Self { connection }
+        // NOTE: this follows the key layout of `RedisStore`, which puts a
+        // county's keys under `daiban:{<county>}:`.
+        let prefix = format!("daiban:{{{county}}}:");
+        Self { connection, prefix }
+    }
+
+    /// Returns the prefix of the county's keys.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Returns the number of notifications that the county's outbox owes;
+    /// a missing outbox reads as empty.
+    pub async fn outbox_len(&self) -> u64 {
+        let key = format!("{}outbox", self.prefix);
+        self.query(redis::cmd("ZCARD").arg(key)).await
+    }
+
+    /// Waits until the dispatcher has sent every notification the county's
+    /// outbox owes, polling every 100 ms for at most `limit`, so that a
+    /// measurement does not share the cores with sending them.
+    pub async fn drain_outbox(&self, limit: Duration) -> Drain {
+        let started = Instant::now();
+        let owed = self.outbox_len().await;
+        let mut left = owed;
+        while left > 0 && started.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            left = self.outbox_len().await;
+        }
+        Drain {
+            owed,
+            left,
+            elapsed: started.elapsed(),
+        }
     }
 
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
@@ -204,12 +252,6 @@ impl Probe {
         let _: u64 = self.query(redis::cmd("DEL").arg(key)).await;
     }
 
-    /// Returns the number of members of the sorted set at `key`, 0 when it
-    /// does not exist.
-    pub async fn zcard(&self, key: &str) -> u64 {
-        self.query(redis::cmd("ZCARD").arg(key)).await
-    }
-
     /// Returns every key that matches `pattern`, by `SCAN`.
     pub async fn keys(&self, pattern: &str) -> Vec<String> {
         let mut keys = Vec::new();
@@ -233,8 +275,9 @@ impl Probe {
         }
     }
 
-    /// Measures the keys under `prefix` by kind, largest first.
-    pub async fn key_kinds(&self, prefix: &str) -> Vec<KeyKind> {
+    /// Measures the county's keys by kind, largest first.
+    pub async fn key_kinds(&self) -> Vec<KeyKind> {
+        let prefix = self.prefix.as_str();
         let mut by_pattern: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for key in self.keys(&format!("{}*", glob_escape(prefix))).await {
             let rest = key.strip_prefix(prefix).unwrap_or(&key);
