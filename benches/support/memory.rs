@@ -112,13 +112,26 @@ pub struct Alternatives {
     pub orders: usize,
     /// A copy of the hash as `RedisStore` writes it.
     pub as_stored: f64,
+    /// The same hash with `hash-max-listpack-value` raised, so that no
+    /// long value turns it into a hashtable.
+    pub all_listpack: f64,
     /// The same hash with one- or two-letter field names.
     pub short_names: f64,
     /// Short names, and the fields with an empty value left out.
     pub short_names_without_empty: f64,
     /// The order as one string: its `daiban.v1.WorkOrder` encoding.
     pub encoded_string: f64,
+    /// One member, an order's sequence number, of a sorted set small
+    /// enough for the compact listpack encoding.
+    pub listpack_set_entry: f64,
+    /// One member of a sorted set too large for a listpack, which Redis
+    /// keeps as a skiplist with a hash table.
+    pub skiplist_set_entry: f64,
 }
+
+/// `hash-max-listpack-value` while measuring `Alternatives::all_listpack`:
+/// longer than any field an order can have.
+const LONG_LISTPACK_VALUE: &str = "4096";
 
 /// Measures `Alternatives` on the order hashes `keys`, whose last part is
 /// the order's sequence number, of `county`.
@@ -138,6 +151,16 @@ pub async fn alternatives(
         let pairs = probe.hash_pairs(key).await;
         probe.write_hash(&scratch, &pairs).await;
         sums.as_stored += probe.memory_usage(&scratch).await as f64;
+
+        let listpack_value = probe.config("hash-max-listpack-value").await;
+        probe
+            .set_config("hash-max-listpack-value", LONG_LISTPACK_VALUE)
+            .await;
+        probe.write_hash(&scratch, &pairs).await;
+        sums.all_listpack += probe.memory_usage(&scratch).await as f64;
+        probe
+            .set_config("hash-max-listpack-value", &listpack_value)
+            .await;
 
         let short: Vec<(Vec<u8>, Vec<u8>)> = pairs
             .iter()
@@ -161,16 +184,46 @@ pub async fn alternatives(
         sums.encoded_string += probe.memory_usage(&scratch).await as f64;
         sums.orders += 1;
     }
+    let (listpack_set_entry, skiplist_set_entry) = sorted_set_entries(probe, &scratch).await;
     probe.delete(&scratch).await;
 
     let n = sums.orders.max(1) as f64;
     Alternatives {
         orders: sums.orders,
         as_stored: sums.as_stored / n,
+        all_listpack: sums.all_listpack / n,
         short_names: sums.short_names / n,
         short_names_without_empty: sums.short_names_without_empty / n,
         encoded_string: sums.encoded_string / n,
+        listpack_set_entry,
+        skiplist_set_entry,
     }
+}
+
+/// Returns the bytes per member of a sorted set of sequence numbers in
+/// the listpack encoding and in the skiplist encoding, from the growth of
+/// `MEMORY USAGE` between two sizes of each.
+async fn sorted_set_entries(probe: &Probe, scratch: &str) -> (f64, f64) {
+    let listpack_limit: usize = probe
+        .config("zset-max-listpack-entries")
+        .await
+        .parse()
+        .unwrap_or(128);
+    let members: Vec<String> = (0..4 * listpack_limit.max(2))
+        .map(|i| (1_000_000 + i).to_string())
+        .collect();
+    let usage = |count: usize| {
+        let members = &members[..count];
+        async move {
+            probe.write_sorted_set(scratch, members).await;
+            probe.memory_usage(scratch).await as f64
+        }
+    };
+    let (small, large) = (listpack_limit / 2, listpack_limit);
+    let listpack = (usage(large).await - usage(small).await) / (large - small) as f64;
+    let (small, large) = (2 * listpack_limit, 4 * listpack_limit);
+    let skiplist = (usage(large).await - usage(small).await) / (large - small) as f64;
+    (listpack, skiplist)
 }
 
 /// Returns a field name of one or two lowercase letters for position `i`.
@@ -206,6 +259,10 @@ pub fn print_alternatives(alternatives: &Alternatives, encoded: f64) {
     println!("|---|---:|---:|");
     for (name, bytes) in [
         ("the hash as RedisStore writes it", alternatives.as_stored),
+        (
+            "the same, all in listpack encoding",
+            alternatives.all_listpack,
+        ),
         ("one- or two-letter field names", alternatives.short_names),
         (
             "short names, empty fields left out",
@@ -221,6 +278,12 @@ pub fn print_alternatives(alternatives: &Alternatives, encoded: f64) {
             bytes / encoded.max(f64::MIN_POSITIVE)
         );
     }
+    println!();
+    println!(
+        "- one member of a sorted set of sequence numbers: {:.1} bytes in a listpack, {:.1} \
+         bytes in a skiplist",
+        alternatives.listpack_set_entry, alternatives.skiplist_set_entry
+    );
     println!();
 }
 

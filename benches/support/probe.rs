@@ -193,6 +193,24 @@ impl Probe {
         pair.get(1).cloned().unwrap_or_default()
     }
 
+    pub async fn set_config(&self, name: &str, value: &str) {
+        let _: String = self
+            .query(redis::cmd("CONFIG").arg("SET").arg(name).arg(value))
+            .await;
+    }
+
+    /// Replaces whatever is at `key` by a sorted set of `members`, each
+    /// scored by its position.
+    pub async fn write_sorted_set(&self, key: &str, members: &[String]) {
+        self.delete(key).await;
+        let mut command = redis::cmd("ZADD");
+        command.arg(key);
+        for (score, member) in members.iter().enumerate() {
+            command.arg(score).arg(member);
+        }
+        let _: u64 = self.query(&command).await;
+    }
+
     /// Returns `MEMORY USAGE` of `key`, counting every element of an
     /// aggregate rather than a sample.
     pub async fn memory_usage(&self, key: &str) -> u64 {
