@@ -24,6 +24,9 @@ const SERVICES: [&str; 5] = [
 /// Time between two checks of the store.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Longest wait for the store's reply to one check.
+const PING_TIMEOUT: Duration = Duration::from_millis(800);
+
 /// Checks the store every second until `shutdown` turns true, then reports
 /// NOT_SERVING so that clients move to another replica.
 pub async fn watch_store(
@@ -33,7 +36,11 @@ pub async fn watch_store(
 ) {
     let mut serving = None;
     while !*shutdown.borrow() {
-        let now_serving = store.ping().await.is_ok();
+        // A Redis that hangs rather than refuses must count as down too.
+        let now_serving = matches!(
+            tokio::time::timeout(PING_TIMEOUT, store.ping()).await,
+            Ok(Ok(()))
+        );
         if serving != Some(now_serving) {
             if now_serving {
                 info!("health: serving");
@@ -49,6 +56,8 @@ pub async fn watch_store(
             _ = shutdown.changed() => {}
         }
     }
+    // TODO: open `Health/Watch` streams are not ended here, so each one
+    // holds the shutdown drain until its deadline.
     set_all(&reporter, ServingStatus::NotServing).await;
 }
 

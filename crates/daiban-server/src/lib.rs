@@ -193,6 +193,11 @@ impl Service {
             policy,
         };
 
+        // Loaded before listening, so a bad file stops the start.
+        let tls = settings.tls.as_ref().map(load_tls).transpose()?;
+        if tls.is_some() {
+            info!("tls: on");
+        }
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -208,10 +213,6 @@ impl Service {
             info!(addr = %local_addr, "listening on the default address (DAIBAN_LISTEN unset)");
         } else {
             info!(addr = %local_addr, "listening");
-        }
-        let tls = settings.tls.as_ref().map(load_tls).transpose()?;
-        if tls.is_some() {
-            info!("tls: on");
         }
         Ok(Self {
             app,

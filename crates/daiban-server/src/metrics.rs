@@ -1,7 +1,9 @@
 //! Prometheus metrics on their own address (`DAIBAN_METRICS_LISTEN`).
 //!
 //! The series, all prefixed `daiban_`:
-//! - `grpc_calls_total{method, code}`: finished gRPC calls.
+//! - `grpc_calls_total{method, code}`: gRPC calls, counted when their
+//!   response starts: at the end of a unary call, at the start of a
+//!   stream. Paths outside `daiban.v1` and `grpc.` count as `other`.
 //! - `orders_submitted_total{offer}`: new orders, `offer` = `grid` or
 //!   `county` (offered county-wide at once).
 //! - `claims_total{result}`: grabs, `result` = `won` or the reason of the
@@ -71,7 +73,15 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        // Only the service's own methods become label values, so callers
+        // cannot add series by sending made-up paths.
+        let path = request.uri().path();
+        let known = path.starts_with("/daiban.v1.") || path.starts_with("/grpc.");
+        let method = if known && path.len() <= 100 {
+            path.to_owned()
+        } else {
+            "other".to_owned()
+        };
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await;

@@ -223,7 +223,7 @@ pub fn chrono_duration(duration: std::time::Duration) -> ChronoDuration {
 
 #[tonic::async_trait]
 impl WorkOrderService for WorkOrders {
-    #[instrument(skip_all, fields(request.id = ?request.get_ref().request_id))]
+    #[instrument(skip_all, fields(request.id = ?daiban_domain::mask_digit_runs(&request.get_ref().request_id)))]
     async fn submit_request(
         &self,
         request: Request<pb::SubmitRequestRequest>,
