@@ -29,9 +29,9 @@ use tonic::transport::Channel;
 const UNLIMITED_CALLS_PER_SECOND: &str = "1000000";
 
 /// Returns the configuration of the service under test: production
-/// credentials as in the system tests, a grid phase of a day so that no
-/// order the bench submits through gRPC widens during the run, and rate
-/// limits out of the way.
+/// credentials as in the system tests, and rate limits out of the way. The
+/// grid phase lasts a day, so no order that the bench submits through gRPC
+/// widens during the run.
 pub fn service_config() -> Config {
     Config {
         widen_after: "1d",
@@ -46,7 +46,14 @@ pub fn service_config() -> Config {
 /// Runs `bench` until it returns or the user presses Ctrl-C. Either way the
 /// function returns normally, so the drops stop the `redis-server` and the
 /// service that the bench started.
+///
+/// Without the `--bench` argument that `cargo bench` passes, it returns at
+/// once, so `cargo test --all-targets` does not run minutes of benchmarks.
 pub async fn run_until_interrupted(bench: impl Future<Output = ()>) {
+    if !std::env::args().any(|arg| arg == "--bench") {
+        eprintln!("not measuring: run benchmarks with `cargo bench`");
+        return;
+    }
     tokio::select! {
         () = bench => {}
         _ = tokio::signal::ctrl_c() => {
