@@ -93,7 +93,7 @@ impl Message {
     }
 }
 
-/// The offer to the agents of the order's own grid.
+/// Builds the offer to the agents of the order's own grid.
 pub fn grid_offer(order: &WorkOrder, directory: &Directory, minutes: i64) -> Message {
     Message {
         template: Template::GridOffer,
@@ -107,7 +107,7 @@ pub fn grid_offer(order: &WorkOrder, directory: &Directory, minutes: i64) -> Mes
     }
 }
 
-/// The offer to every agent of the county.
+/// Builds the offer to every agent of the county.
 pub fn county_offer(order: &WorkOrder, directory: &Directory) -> Message {
     Message {
         template: Template::CountyOffer,

@@ -18,7 +18,7 @@ use crate::limits::{Limiter, RateLimits};
 /// development mode listens on loopback only.
 pub const DEVELOPMENT_SECRET: &str = "daiban-development-secret-not-for-production";
 
-/// What an API key may call.
+/// The set of services an API key may call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// The mobile app backend: `WorkOrderService`.
@@ -173,7 +173,7 @@ impl Auth {
         }
     }
 
-    /// The agent named by the call's bearer token.
+    /// Returns the agent named by the call's bearer token.
     pub fn agent<T>(&self, request: &Request<T>) -> Result<AgentId, Status> {
         let agent = self.verify(bearer(request)?)?;
         if let Some(limiter) = &self.limiter {
@@ -218,18 +218,18 @@ impl Auth {
     }
 }
 
-/// An UNAUTHENTICATED status with an `ErrorInfo` reason.
+/// Builds an UNAUTHENTICATED status with an `ErrorInfo` reason.
 pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
     crate::error::status(tonic::Code::Unauthenticated, reason, message, &[])
 }
 
-/// A PERMISSION_DENIED status with an `ErrorInfo` reason.
+/// Builds a PERMISSION_DENIED status with an `ErrorInfo` reason.
 pub fn permission_denied(reason: &str, message: impl Into<String>) -> Status {
     crate::error::status(tonic::Code::PermissionDenied, reason, message, &[])
 }
 
-/// Turns a token check failure into a status whose message says what to
-/// do, without the JWT library's wording.
+/// Turns a token check failure into a status whose message states the fix,
+/// without the JWT library's wording.
 fn token_error(err: &jsonwebtoken::errors::Error) -> Status {
     use jsonwebtoken::errors::ErrorKind;
     match err.kind() {

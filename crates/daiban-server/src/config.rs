@@ -14,7 +14,7 @@ use crate::limits::RateLimits;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
-/// Where the directory comes from.
+/// The source of the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirectorySource {
     /// The Lanshan demo built into the binary.
@@ -296,8 +296,7 @@ fn check_token_secret(secret: &str) -> Result<(), String> {
 }
 
 /// Parses a duration such as `10m`, `7d`, `1h 30m` or `500ms`. Bare numbers
-/// are rejected, because nothing says whether they mean seconds or
-/// minutes.
+/// are rejected, because they could mean seconds or minutes.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.bytes().all(|b| b.is_ascii_digit()) {

@@ -25,7 +25,7 @@ pub use ledger::{
 pub use memory::MemoryStore;
 pub use redis_store::{RedisStore, RedisStoreError};
 
-/// What `Store::submit` needs to create an order. The store assigns the id,
+/// The fields `Store::submit` needs to create an order. The store assigns the id,
 /// number and claim code.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
@@ -211,7 +211,7 @@ pub struct EventBatch {
     pub cursor: EventCursor,
 }
 
-/// What an announcement tells agents about an order.
+/// The kind of notification an announcement owes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AnnouncementKind {
     /// A new order, for its grid's agents or, when offered county-wide at
@@ -221,7 +221,7 @@ pub enum AnnouncementKind {
     Widened,
     /// The holder gave the order back; the county hears of it again.
     Released,
-    /// Nobody grabbed the order in time; the duty desk hears of it.
+    /// No agent grabbed the order in time, so the duty desk is notified.
     Escalated,
 }
 
@@ -258,7 +258,7 @@ pub struct Announcement {
     pub order: WorkOrder,
 }
 
-/// Why a store call did not change the order. The first variants are the
+/// The reason a store call did not change the order. The first variants are the
 /// caller's to fix; `Unavailable` and `Corrupt` are the operator's.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -423,14 +423,14 @@ pub trait Store: Ledger + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<WorkOrder>, StoreError>;
 
-    /// An agent's totals by month, newest month first.
+    /// Returns an agent's totals by month, newest month first.
     async fn agent_points(
         &self,
         county: &CountyCode,
         agent: &AgentId,
     ) -> Result<Vec<MonthTotals>, StoreError>;
 
-    /// The county's latest `limit` events, oldest first.
+    /// Returns the county's latest `limit` events, oldest first.
     async fn events(&self, county: &CountyCode, limit: usize) -> Result<Vec<Event>, StoreError>;
 
     /// Takes up to `limit` announcements of the county that are due at
@@ -463,6 +463,6 @@ pub trait Store: Ledger + Send + Sync + 'static {
         limit: usize,
     ) -> Result<EventBatch, StoreError>;
 
-    /// Checks that the store answers.
+    /// Checks that the store responds.
     async fn ping(&self) -> Result<(), StoreError>;
 }
