@@ -8,14 +8,17 @@ mod agents;
 mod app;
 pub mod auth;
 pub mod config;
+mod console;
 mod convert;
 mod directory;
 mod error;
 mod health;
+mod http;
 mod limits;
 mod live;
 mod metrics;
 mod points;
+mod webhooks;
 mod work_orders;
 
 use std::future::Future;
@@ -273,8 +276,7 @@ impl Service {
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls).map_err(ServeError::Transport)?;
         }
-        let server = builder
-            .layer(metrics::CallsLayer)
+        let routes = tonic::service::Routes::from(http::router(app.clone()))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)
@@ -293,7 +295,13 @@ impl Service {
             .add_service(
                 DirectoryServiceServer::new(directory::DirectoryApi::new(app.clone()))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            )
+            );
+        // HTTP/1.1 is accepted for the webhooks and the console; gRPC
+        // clients speak HTTP/2 as before.
+        let server = builder
+            .accept_http1(true)
+            .layer(metrics::CallsLayer)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async {
                 shutdown.await;
                 info!("shutting down: no new calls accepted, streams closed");
