@@ -1,5 +1,7 @@
 //! SIGTERM in the middle of a burst of calls: the process exits 0, and
-//! every call it answered with OK is kept.
+//! every call it answered with OK is kept. SIGTERM with open
+//! `Health/Watch` streams: they end with UNAVAILABLE instead of holding
+//! the drain.
 
 use std::time::Duration;
 
@@ -7,8 +9,14 @@ use daiban_proto::v1 as pb;
 use daiban_proto::v1::work_order_service_client::WorkOrderServiceClient;
 use daiban_tests::redis::RedisServer;
 use daiban_tests::service::{APP_KEY, connect};
-use daiban_tests::{Config, ServiceProcess, precise_request, with_bearer};
+use daiban_tests::{Config, ServiceProcess, precise_request, reason, with_bearer};
 use tokio::time::{Instant, sleep};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// `daiban serve`'s maximum wait for calls in flight after SIGTERM.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn sigterm_during_burst_keeps_accepted_calls() {
@@ -77,5 +85,80 @@ async fn sigterm_during_burst_keeps_accepted_calls() {
             })
             .into_inner();
         assert_eq!(&stored, order);
+    }
+}
+
+#[tokio::test]
+async fn sigterm_ends_health_watch_streams() {
+    let redis = RedisServer::start();
+    let mut env = Config::default().env();
+    env.insert("DAIBAN_REDIS_URL".into(), redis.url());
+    let mut service = ServiceProcess::start(&env);
+    let mut health = HealthClient::new(connect(service.addr).await);
+
+    let mut watches = Vec::new();
+    for name in ["", "daiban.v1.AgentService"] {
+        let mut stream = health
+            .watch(HealthCheckRequest {
+                service: name.into(),
+            })
+            .await
+            .expect("Health/Watch starts")
+            .into_inner();
+        // The first message is the status at the start. Waiting for
+        // SERVING makes sure the stream is open before SIGTERM.
+        loop {
+            let message = stream
+                .message()
+                .await
+                .expect("the stream has no error before SIGTERM")
+                .expect("the stream stays open before SIGTERM");
+            if message.status == ServingStatus::Serving as i32 {
+                break;
+            }
+        }
+        watches.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            loop {
+                match stream.message().await {
+                    Ok(Some(message)) => statuses.push(message.status),
+                    Ok(None) => return (statuses, None),
+                    Err(status) => return (statuses, Some(status)),
+                }
+            }
+        }));
+    }
+
+    service.send_sigterm();
+    // Waits past the drain deadline, so a stream that keeps the server
+    // draining shows up as the deadline's warning, not as a timeout here.
+    let deadline = Instant::now() + DRAIN_DEADLINE + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = service.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daiban serve did not exit after SIGTERM"
+        );
+        sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "daiban serve exits 0 on SIGTERM: {exit:?}");
+    assert!(
+        !service.log_contains("at the drain deadline"),
+        "a Health/Watch stream held the drain until its deadline:\n{}",
+        service.log().join("\n")
+    );
+
+    for watch in watches {
+        let (statuses, end) = watch.await.expect("the watch task ends");
+        let end = end.expect("the stream ends with an error status, not OK");
+        assert_eq!(end.code(), tonic::Code::Unavailable, "{end:?}");
+        assert_eq!(reason(&end), "SHUTTING_DOWN");
+        assert_eq!(
+            statuses.last().copied(),
+            Some(ServingStatus::NotServing as i32),
+            "NOT_SERVING arrives before the end"
+        );
     }
 }

@@ -1,15 +1,26 @@
 //! gRPC health (`grpc.health.v1`): every service reports SERVING while the
 //! store responds to PING and NOT_SERVING while it does not, so load balancers and
 //! orchestrators send calls only to replicas that can serve them.
+//!
+//! At shutdown every service turns NOT_SERVING, and then each open
+//! `Health/Watch` stream ends with UNAVAILABLE, so that the stream does not
+//! hold the shutdown drain and its client reconnects to another replica.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use daiban_store::Store;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+use tonic_health::server::{HealthReporter, HealthService};
 use tracing::{info, warn};
+
+use crate::error;
 
 /// The services whose status is reported; the empty name stands for the
 /// server as a whole.
@@ -27,11 +38,98 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for the store's reply to one check.
 const PING_TIMEOUT: Duration = Duration::from_millis(800);
 
+/// Messages buffered for one `Health/Watch` stream.
+const WATCH_BUFFER: usize = 4;
+
+/// The writing side of the health service, with the statuses and the
+/// signal that ends the `Health/Watch` streams.
+pub struct Reporter {
+    statuses: HealthReporter,
+    closed: watch::Sender<bool>,
+}
+
+/// Creates the `grpc.health.v1.Health` service and the [`Reporter`] that
+/// [`watch_store`] updates.
+pub fn service() -> (Reporter, HealthServer<HealthApi>) {
+    let statuses = HealthReporter::new();
+    let (closed, closed_receiver) = watch::channel(false);
+    let api = HealthApi {
+        inner: HealthService::from_health_reporter(statuses.clone()),
+        closed: closed_receiver,
+    };
+    (Reporter { statuses, closed }, HealthServer::new(api))
+}
+
+/// `tonic-health`'s service, with `Watch` streams that end at shutdown.
+pub struct HealthApi {
+    inner: HealthService,
+    closed: watch::Receiver<bool>,
+}
+
+#[tonic::async_trait]
+impl Health for HealthApi {
+    async fn check(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        self.inner.check(request).await
+    }
+
+    type WatchStream = ReceiverStream<Result<HealthCheckResponse, Status>>;
+
+    async fn watch(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut statuses = self.inner.watch(request).await?.into_inner();
+        let mut closed = self.closed.clone();
+        let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                // Biased towards the statuses, so the NOT_SERVING set
+                // before the close reaches the client ahead of the end.
+                tokio::select! {
+                    biased;
+                    next = statuses.next() => {
+                        let Some(next) = next else { return };
+                        if sender.send(next).await.is_err() {
+                            return;
+                        }
+                    }
+                    () = wait_closed(&mut closed) => {
+                        let _ = sender.send(Err(shutting_down())).await;
+                        return;
+                    }
+                    () = sender.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// Waits until `closed` turns true or its sender is gone, because in both
+/// cases the statuses are no longer kept up to date.
+async fn wait_closed(closed: &mut watch::Receiver<bool>) {
+    let _ = closed.wait_for(|closed| *closed).await;
+}
+
+/// The status that ends a `Health/Watch` stream at shutdown.
+fn shutting_down() -> Status {
+    error::status(
+        Code::Unavailable,
+        "SHUTTING_DOWN",
+        "the server is shutting down; reconnect",
+        &[],
+    )
+}
+
 /// Checks the store every second until `shutdown` turns true, then reports
-/// NOT_SERVING so that clients move to another replica.
+/// NOT_SERVING and ends every `Health/Watch` stream, so that clients move
+/// to another replica.
 pub async fn watch_store(
     store: Arc<dyn Store>,
-    reporter: HealthReporter,
+    reporter: Reporter,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut serving = None;
@@ -56,9 +154,8 @@ pub async fn watch_store(
             _ = shutdown.changed() => {}
         }
     }
-    // TODO: open `Health/Watch` streams are not ended here, so each one
-    // holds the shutdown drain until its deadline.
     set_all(&reporter, ServingStatus::NotServing).await;
+    reporter.closed.send_replace(true);
 }
 
 fn status(serving: bool) -> ServingStatus {
@@ -69,8 +166,8 @@ fn status(serving: bool) -> ServingStatus {
     }
 }
 
-async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+async fn set_all(reporter: &Reporter, status: ServingStatus) {
     for service in SERVICES {
-        reporter.set_service_status(service, status).await;
+        reporter.statuses.set_service_status(service, status).await;
     }
 }

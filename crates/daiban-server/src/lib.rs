@@ -236,7 +236,7 @@ impl Service {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
         let stop = self.stop;
         let dispatcher = tokio::spawn(self.dispatcher.run(stop.subscribe()));
-        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let (reporter, health_service) = health::service();
         let health = tokio::spawn(health::watch_store(
             self.app.store.clone(),
             reporter,
