@@ -56,6 +56,10 @@ pub struct ReplayArgs {
     /// settle when the service's rating window is short, such as 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     settle_wait: Option<Duration>,
+    /// Write the id of every order the service created, one per line, to
+    /// this file.
+    #[arg(long)]
+    orders_out: Option<PathBuf>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -165,6 +169,14 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
         s.settled = tally.settled;
         s.points_settled_tenths = tally.points_settled_tenths;
     });
+
+    if let Some(path) = &args.orders_out {
+        order_ids.sort();
+        let mut text = order_ids.join("\n");
+        text.push('\n');
+        std::fs::write(path, text)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
 
     let summary = context.summary.lock().unwrap_or_else(|p| p.into_inner());
     if args.json {
