@@ -266,6 +266,32 @@ async fn unrated_order_settles_after_rating_window() {
     );
 }
 
+/// Counts the SMS logged per (order, agent) across processes.
+fn sms_per_agent(processes: &[ServiceProcess]) -> HashMap<(String, String), usize> {
+    let mut counts = HashMap::new();
+    for process in processes {
+        for line in process.log().iter().filter(|l| l.contains("sms logged")) {
+            let field = |name: &str| {
+                line.split(&format!("{name}="))
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .map(str::to_owned)
+            };
+            // The SMS id is `<order>.<offer>.<agent>`.
+            let id = field("sms.id").unwrap_or_default();
+            let mut parts = id.splitn(3, '.');
+            if let (Some(order), Some(_offer), Some(agent)) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                *counts
+                    .entry((order.to_owned(), agent.to_owned()))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
 /// Counts the log lines of `needle` per order id across processes.
 fn count_per_order(processes: &[ServiceProcess], needle: &str) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
@@ -341,20 +367,16 @@ async fn two_processes_widen_and_notify_each_order_once() {
         );
     }
     // One SMS per agent per order: the grid's agents at submit, the rest of
-    // the county at widening.
-    let mut sms_per_agent: HashMap<(String, String), usize> = HashMap::new();
-    for process in &processes {
-        for line in process.log().iter().filter(|l| l.contains("sms logged")) {
-            let field = |name: &str| {
-                line.split(&format!("{name}="))
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .map(str::to_owned)
-            };
-            if let (Some(order), Some(agent)) = (field("order.id"), field("agent.id")) {
-                *sms_per_agent.entry((order, agent)).or_insert(0) += 1;
-            }
-        }
+    // the county at widening. The sender logs each as it goes out.
+    let active = daiban_tests::demo_directory()
+        .agents()
+        .filter(|a| a.active)
+        .count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut sms_per_agent = sms_per_agent(&processes);
+    while sms_per_agent.len() < active * order_ids.len() && Instant::now() < deadline {
+        sleep(Duration::from_millis(200)).await;
+        sms_per_agent = self::sms_per_agent(&processes);
     }
     let twice: Vec<_> = sms_per_agent.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
@@ -362,10 +384,6 @@ async fn two_processes_widen_and_notify_each_order_once() {
         "agents notified twice: {:?}",
         &twice[..twice.len().min(5)]
     );
-    let active = daiban_tests::demo_directory()
-        .agents()
-        .filter(|a| a.active)
-        .count();
     let orders: HashSet<&String> = sms_per_agent.keys().map(|(o, _)| o).collect();
     assert_eq!(orders.len(), order_ids.len());
     assert_eq!(

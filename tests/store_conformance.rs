@@ -86,6 +86,13 @@ conformance_tests!(
     announcements_follow_state_changes,
     announcements_taken_once_concurrently,
     read_events_follows_log,
+    sms_queued_once_per_offer,
+    sms_taken_once_and_finished,
+    sms_lease_expiry_is_not_resent,
+    sms_reports_match_once,
+    sms_withdrawn_and_uncertain,
+    sms_deferred_keeps_attempts,
+    replies_recorded_once,
 );
 
 #[test]

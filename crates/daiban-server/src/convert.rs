@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use daiban_domain::{AgentRole, Channel, Matter, OrderState, Rating, WorkOrder};
 use daiban_proto::v1 as pb;
+use daiban_store::sms::{SmsDelivery, SmsState};
 use prost_types::Timestamp;
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
@@ -147,5 +148,36 @@ pub fn work_order(order: &WorkOrder, viewer: Viewer) -> pb::WorkOrder {
         cancel_time: optional_timestamp(order.cancel_time),
         cancel_reason: order.cancel_reason.clone(),
         widened: order.widened,
+        sms: Vec::new(),
+    }
+}
+
+/// One SMS of an order.
+pub fn sms_delivery(sms: &SmsDelivery) -> pb::SmsDelivery {
+    let state = match sms.state {
+        SmsState::Queued => pb::SmsDeliveryState::SmsQueued,
+        SmsState::Sending => pb::SmsDeliveryState::SmsSending,
+        SmsState::Sent => pb::SmsDeliveryState::SmsSent,
+        SmsState::Delivered => pb::SmsDeliveryState::SmsDelivered,
+        SmsState::Failed => pb::SmsDeliveryState::SmsFailed,
+        SmsState::Unknown => pb::SmsDeliveryState::SmsUnknown,
+        SmsState::Withdrawn => pb::SmsDeliveryState::SmsWithdrawn,
+    };
+    pb::SmsDelivery {
+        sms_id: sms.id.to_string(),
+        offer: sms.id.offer.clone(),
+        agent_id: sms
+            .id
+            .recipient
+            .agent()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        state: state as i32,
+        attempts: i32::try_from(sms.attempts).unwrap_or(i32::MAX),
+        provider_message_id: sms.provider_id.clone().unwrap_or_default(),
+        error: sms.error.clone(),
+        queue_time: Some(timestamp(sms.queue_time)),
+        send_time: sms.send_time.map(timestamp),
+        report_time: sms.report_time.map(timestamp),
     }
 }

@@ -18,6 +18,8 @@ mod limits;
 mod live;
 mod metrics;
 mod points;
+mod sms_gateway;
+mod sms_inbox;
 mod webhooks;
 mod work_orders;
 
@@ -25,12 +27,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use daiban_dispatch::{Dispatcher, Offers};
+use daiban_dispatch::{Dispatcher, Offers, SendPolicy};
 use daiban_domain::Directory;
 use daiban_points::{Points, SettlementConsumer, process_consumer_name};
 use daiban_proto::v1::agent_service_server::AgentServiceServer;
 use daiban_proto::v1::directory_service_server::DirectoryServiceServer;
 use daiban_proto::v1::points_service_server::PointsServiceServer;
+use daiban_proto::v1::sms_gateway_service_server::SmsGatewayServiceServer;
 use daiban_proto::v1::work_order_service_server::WorkOrderServiceServer;
 use daiban_store::{MemoryStore, RedisStore, Store};
 use tokio::net::TcpListener;
@@ -94,6 +97,18 @@ pub fn load_directory(source: &DirectorySource) -> Result<Directory, ServeError>
                 reason: err.to_string(),
             })
         }
+    }
+}
+
+/// The SMS sender's policy: logged SMS need no spacing per phone, since
+/// no provider limits them.
+fn send_policy(sms: &daiban_sms::SmsSettings) -> SendPolicy {
+    match sms.provider {
+        daiban_sms::Provider::Log => SendPolicy {
+            phone_interval: std::time::Duration::ZERO,
+            ..SendPolicy::default()
+        },
+        _ => SendPolicy::default(),
     }
 }
 
@@ -180,9 +195,16 @@ impl Service {
         );
 
         let directory = Arc::new(directory);
-        let offers = Offers::new(directory.clone(), notifier);
+        let offers = Offers::new(directory.clone());
         let points = Arc::new(Points::new(store.clone(), settings.bonus_rate));
-        let dispatcher = Dispatcher::new(store.clone(), offers, points.clone(), counties.clone());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            offers,
+            notifier.clone(),
+            send_policy(&settings.sms),
+            points.clone(),
+            counties.clone(),
+        );
         let (stop, shutdown) = watch::channel(false);
         let live = Arc::new(live::Live::new(&counties));
         let app = app::App {
@@ -192,6 +214,9 @@ impl Service {
             directory,
             auth,
             dispatcher: dispatcher.waker(),
+            sms_sender: dispatcher.sender_waker(),
+            notifier: notifier.clone(),
+            webhook_secret: settings.sms.webhook_secret.clone(),
             points,
             policy,
         };
@@ -239,6 +264,7 @@ impl Service {
         let (reporter, health_service) = health::service();
         let health = tokio::spawn(health::watch_store(
             self.app.store.clone(),
+            self.app.directory.counties().into_iter().collect(),
             reporter,
             stop.subscribe(),
         ));
@@ -294,6 +320,10 @@ impl Service {
             )
             .add_service(
                 DirectoryServiceServer::new(directory::DirectoryApi::new(app.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                SmsGatewayServiceServer::new(sms_gateway::SmsGatewayApi::new(app.clone()))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES),
             );
         // HTTP/1.1 is accepted for the webhooks and the console; gRPC

@@ -276,7 +276,10 @@ impl WorkOrderService for WorkOrders {
             .require_scope(&request, &[Scope::App, Scope::Admin])?;
         let id = order_id(&request.get_ref().order_id)?;
         let order = self.app.store.order(&id).await.map_err(store_status)?;
-        Ok(Response::new(convert::work_order(&order, Viewer::Full)))
+        let sms = self.app.store.order_sms(&id).await.map_err(store_status)?;
+        let mut reply = convert::work_order(&order, Viewer::Full);
+        reply.sms = sms.iter().map(convert::sms_delivery).collect();
+        Ok(Response::new(reply))
     }
 
     #[instrument(skip_all, fields(order.id = ?request.get_ref().order_id))]

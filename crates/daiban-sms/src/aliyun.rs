@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
-use daiban_dispatch::{Notifier, NotifyError, Sms};
+use daiban_dispatch::{Notifier, NotifyError, Sent, Sms};
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -66,6 +66,8 @@ struct SendSmsResponse {
     code: String,
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    biz_id: String,
 }
 
 /// Sends through Alibaba Cloud SMS.
@@ -101,7 +103,7 @@ impl AliyunNotifier {
             ("AccessKeyId", settings.access_key_id.clone()),
             ("Action", "SendSms".into()),
             ("Format", "JSON".into()),
-            ("OutId", outcome::out_id(sms)),
+            ("OutId", sms.out_id()),
             ("PhoneNumbers", phone.to_owned()),
             ("RegionId", "cn-hangzhou".into()),
             ("SignName", settings.sign_name.clone()),
@@ -140,9 +142,9 @@ fn transient_code(code: &str) -> bool {
 
 #[async_trait]
 impl Notifier for AliyunNotifier {
-    async fn send(&self, sms: Sms) -> Result<(), NotifyError> {
+    async fn send(&self, sms: Sms) -> Result<Sent, NotifyError> {
         let Some(phone) = outcome::phone(&sms, self.duty_desk.as_ref()) else {
-            return Ok(());
+            return Ok(Sent::default());
         };
         let target = Target::new(&sms);
         let body = self.form(&sms, phone.as_str(), Utc::now());
@@ -159,7 +161,9 @@ impl Notifier for AliyunNotifier {
         // The platform reports errors with a JSON body too, often with a
         // 4xx status, so the body's code decides when it has one.
         match serde_json::from_str::<SendSmsResponse>(&text) {
-            Ok(reply) if reply.code == "OK" => Ok(()),
+            Ok(reply) if reply.code == "OK" => Ok(Sent {
+                provider_id: Some(reply.biz_id).filter(|id| !id.is_empty()),
+            }),
             Ok(reply) if transient_code(&reply.code) => {
                 Err(target.transient(format!("{}: {}", reply.code, reply.message)))
             }

@@ -5,13 +5,15 @@
 //! The body is
 //! `{"phone": "13812341234", "text": "…", "template": "grid_offer",
 //! "params": {"number": "…", …}, "order_id": "431127-00000001",
-//! "out_id": "431127-00000001.grid_offer.A0001"}`. A 2xx status means sent;
-//! 5xx, 408 and 429 are retried; any other status is final.
+//! "out_id": "431127-00000001.submitted.A0001"}`; `order_id` and `out_id`
+//! are empty for an answer to a reply. A 2xx status means sent, and a JSON
+//! body `{"id": "…"}` names the gateway's message id; 5xx, 408 and 429 are
+//! retried; any other status is final.
 
 use async_trait::async_trait;
-use daiban_dispatch::{Notifier, NotifyError, Sms};
+use daiban_dispatch::{Notifier, NotifyError, Sent, Sms};
 use daiban_domain::PhoneNumber;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::outcome::{self, Target};
 use crate::settings::GatewaySettings;
@@ -24,6 +26,12 @@ struct GatewayRequest<'a> {
     params: serde_json::Map<String, serde_json::Value>,
     order_id: String,
     out_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct GatewayResponse {
+    #[serde(default)]
+    id: Option<String>,
 }
 
 pub struct GatewayNotifier {
@@ -48,9 +56,9 @@ impl GatewayNotifier {
 
 #[async_trait]
 impl Notifier for GatewayNotifier {
-    async fn send(&self, sms: Sms) -> Result<(), NotifyError> {
+    async fn send(&self, sms: Sms) -> Result<Sent, NotifyError> {
         let Some(phone) = outcome::phone(&sms, self.duty_desk.as_ref()) else {
-            return Ok(());
+            return Ok(Sent::default());
         };
         let target = Target::new(&sms);
         let request = GatewayRequest {
@@ -63,8 +71,8 @@ impl Notifier for GatewayNotifier {
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), value.clone().into()))
                 .collect(),
-            order_id: sms.order.to_string(),
-            out_id: outcome::out_id(&sms),
+            order_id: sms.order().map(ToString::to_string).unwrap_or_default(),
+            out_id: sms.out_id(),
         };
         let response = self
             .client
@@ -74,10 +82,16 @@ impl Notifier for GatewayNotifier {
             .await
             .map_err(|err| target.transport(err))?;
         let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(target.status(status))
+        if !status.is_success() {
+            return Err(target.status(status));
         }
+        // The gateway may name its message id for delivery reports.
+        let provider_id = response
+            .json::<GatewayResponse>()
+            .await
+            .ok()
+            .and_then(|body| body.id)
+            .filter(|id| !id.is_empty());
+        Ok(Sent { provider_id })
     }
 }

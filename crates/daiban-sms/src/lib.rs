@@ -7,8 +7,8 @@
 
 mod aliyun;
 mod gateway;
+pub mod inbound;
 mod outcome;
-mod queue;
 mod settings;
 mod tencent;
 
@@ -20,8 +20,6 @@ use tracing::info;
 
 pub use aliyun::{AliyunNotifier, rpc_signature};
 pub use gateway::GatewayNotifier;
-pub use outcome::out_id;
-pub use queue::{QueuePolicy, SendQueue};
 pub use settings::{
     ALIYUN_ENDPOINT, AliyunSettings, GatewaySettings, Provider, Secret, SmsSettings,
     TENCENT_DEFAULT_REGION, TENCENT_ENDPOINT, TemplateCodes, TencentSettings,
@@ -45,8 +43,8 @@ impl std::fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// Builds the notifier the settings choose. A provider's notifier sends
-/// through a `SendQueue`, so it must be built inside a tokio runtime.
+/// Builds the notifier the settings choose. The dispatcher's SMS sender
+/// calls it, with retries and spacing per phone.
 pub fn notifier(settings: &SmsSettings) -> Result<Arc<dyn Notifier>, ClientError> {
     let client = || {
         reqwest::Client::builder()
@@ -57,7 +55,7 @@ pub fn notifier(settings: &SmsSettings) -> Result<Arc<dyn Notifier>, ClientError
     };
     let duty_desk = settings.duty_desk.clone();
     let provider: Arc<dyn Notifier> = match &settings.provider {
-        Provider::Log => return Ok(Arc::new(LogNotifier)),
+        Provider::Log => Arc::new(LogNotifier),
         Provider::Gateway(gateway) => {
             Arc::new(GatewayNotifier::new(client()?, gateway.clone(), duty_desk))
         }
@@ -68,7 +66,7 @@ pub fn notifier(settings: &SmsSettings) -> Result<Arc<dyn Notifier>, ClientError
             Arc::new(TencentNotifier::new(client()?, tencent.clone(), duty_desk))
         }
     };
-    Ok(Arc::new(SendQueue::start(provider, QueuePolicy::default())))
+    Ok(provider)
 }
 
 /// Logs at start-up where SMS go, naming the provider and the endpoint's

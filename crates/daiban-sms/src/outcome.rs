@@ -1,6 +1,5 @@
-//! What the provider clients share: the number an SMS goes to, the id that
-//! reports echo back, and the sorting of failures into transient and
-//! permanent ones.
+//! What the provider clients share: the number an SMS goes to and the
+//! sorting of failures into transient, permanent and uncertain ones.
 
 use daiban_dispatch::{NotifyError, Recipient, Sms};
 use daiban_domain::PhoneNumber;
@@ -14,27 +13,17 @@ pub(crate) fn phone<'a>(
     duty_desk: Option<&'a PhoneNumber>,
 ) -> Option<&'a PhoneNumber> {
     match (&sms.recipient, duty_desk) {
-        (Recipient::Agent { phone, .. }, _) => Some(phone),
+        (Recipient::Agent { phone, .. } | Recipient::Phone(phone), _) => Some(phone),
         (Recipient::DutyDesk, Some(phone)) => Some(phone),
         (Recipient::DutyDesk, None) => {
             info!(
-                order.id = %sms.order,
+                sms.id = %sms.out_id(),
                 template = sms.message.template.name(),
                 "duty desk note logged, not sent (DAIBAN_SMS_DUTY_DESK_PHONE unset)"
             );
             None
         }
     }
-}
-
-/// The id a provider echoes back in delivery reports: the order, the
-/// template and the recipient, as `431127-00000001.grid_offer.A0001`.
-pub fn out_id(sms: &Sms) -> String {
-    let recipient = match &sms.recipient {
-        Recipient::Agent { id, .. } => id.to_string(),
-        Recipient::DutyDesk => "duty_desk".to_owned(),
-    };
-    format!("{}.{}.{recipient}", sms.order, sms.message.template.name())
 }
 
 /// The recipient of a request in flight, for its errors.
@@ -59,12 +48,25 @@ impl Target {
         }
     }
 
-    /// A request that got no response: a refused connection, a time-out or
-    /// a broken body. Such a request may have been sent, so it counts as
-    /// transient and the caller's deduplication decides.
+    pub(crate) fn uncertain(&self, reason: String) -> NotifyError {
+        NotifyError::Uncertain {
+            recipient: self.0.clone(),
+            reason,
+        }
+    }
+
+    /// A request that got no response. One that never connected was not
+    /// sent and is transient; after a time-out or a broken response the
+    /// provider may have taken it, so it is uncertain.
     pub(crate) fn transport(&self, err: reqwest::Error) -> NotifyError {
+        let connect = err.is_connect();
         // Without the URL, which may carry a gateway's credential.
-        self.transient(err.without_url().to_string())
+        let reason = err.without_url().to_string();
+        if connect {
+            self.transient(reason)
+        } else {
+            self.uncertain(reason)
+        }
     }
 
     /// An HTTP status without a readable response body: 5xx, 408 and 429 are

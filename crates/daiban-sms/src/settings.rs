@@ -40,8 +40,8 @@ impl fmt::Debug for Secret {
 pub struct TemplateCodes(HashMap<Template, String>);
 
 impl TemplateCodes {
-    /// Parses `grid_offer=SMS_1,county_offer=SMS_2,escalation=SMS_3`; every
-    /// template needs a code.
+    /// Parses `grid_offer=SMS_1,county_offer=SMS_2,…`. Every template of
+    /// `Template::ALL` needs a code.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut codes = HashMap::new();
         for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -139,13 +139,21 @@ pub struct SmsSettings {
     /// The duty desk's mobile number; without one, escalation notes are
     /// only logged.
     pub duty_desk: Option<PhoneNumber>,
+    /// The shared secret that the providers' webhooks present, in their
+    /// URL path or the `X-Daiban-Webhook-Secret` header.
+    pub webhook_secret: Option<Secret>,
 }
+
+/// Shortest webhook secret accepted, in characters: it travels in URLs
+/// that providers' consoles show, so it must not be guessable.
+pub const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
 
 impl Default for SmsSettings {
     fn default() -> Self {
         Self {
             provider: Provider::Log,
             duty_desk: None,
+            webhook_secret: None,
         }
     }
 }
@@ -220,9 +228,25 @@ impl SmsSettings {
                 .map_err(|err| errors.push(format!("DAIBAN_SMS_DUTY_DESK_PHONE: {err}")))
                 .ok()
         });
+        let webhook_secret = get("DAIBAN_SMS_WEBHOOK_SECRET").and_then(|secret| {
+            let secret = secret.trim().to_owned();
+            let valid = secret.chars().count() >= MIN_WEBHOOK_SECRET_CHARS
+                && secret
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if valid {
+                Some(Secret(secret))
+            } else {
+                errors.push(format!(
+                    "DAIBAN_SMS_WEBHOOK_SECRET: expected at least {MIN_WEBHOOK_SECRET_CHARS} letters, digits, '-' or '_', as `openssl rand -hex 16` prints"
+                ));
+                None
+            }
+        });
         Self {
             provider,
             duty_desk,
+            webhook_secret,
         }
     }
 }
@@ -279,7 +303,8 @@ mod tests {
         }
     }
 
-    const TEMPLATES: &str = "grid_offer=SMS_1, county_offer=SMS_2, escalation=SMS_3";
+    const TEMPLATES: &str = "grid_offer=SMS_1, county_offer=SMS_2, escalation=SMS_3, \
+        claim_won=SMS_4, claim_lost=SMS_5, reply_help=SMS_6, reply_stranger=SMS_7";
 
     #[test]
     fn unset_logs_sms() {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use daiban_dispatch::{Notifier, NotifyError, Sms};
+use daiban_dispatch::{Notifier, NotifyError, Sent, Sms};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -119,6 +119,8 @@ struct SendStatus {
     code: String,
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    serial_no: String,
 }
 
 /// Whether an error code may pass on a later try: internal errors and
@@ -163,9 +165,9 @@ impl TencentNotifier {
 
 #[async_trait]
 impl Notifier for TencentNotifier {
-    async fn send(&self, sms: Sms) -> Result<(), NotifyError> {
+    async fn send(&self, sms: Sms) -> Result<Sent, NotifyError> {
         let Some(phone) = outcome::phone(&sms, self.duty_desk.as_ref()) else {
-            return Ok(());
+            return Ok(Sent::default());
         };
         let target = Target::new(&sms);
         let settings = &self.settings;
@@ -175,7 +177,7 @@ impl Notifier for TencentNotifier {
             sign_name: &settings.sign_name,
             template_id: settings.templates.code(sms.message.template),
             template_param_set: sms.message.params.iter().map(|(_, v)| v.as_str()).collect(),
-            session_context: outcome::out_id(&sms),
+            session_context: sms.out_id(),
         };
         let payload = serde_json::to_vec(&request)
             .map_err(|err| target.permanent(format!("failed to encode the request: {err}")))?;
@@ -218,12 +220,14 @@ impl Notifier for TencentNotifier {
             });
         }
         match reply.send_status_set.first() {
-            Some(sent) if sent.code == "Ok" => Ok(()),
+            Some(sent) if sent.code == "Ok" => Ok(Sent {
+                provider_id: Some(sent.serial_no.clone()).filter(|id| !id.is_empty()),
+            }),
             Some(sent) if transient_code(&sent.code) => {
                 Err(target.transient(format!("{}: {}", sent.code, sent.message)))
             }
             Some(sent) => Err(target.permanent(format!("{}: {}", sent.code, sent.message))),
-            None => Err(target.transient("answer without a send status".into())),
+            None => Err(target.uncertain("answer without a send status".into())),
         }
     }
 }

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use daiban_dispatch::{Message, Notifier, NotifyError, Recipient, Sms, Template};
 use daiban_domain::{AgentId, CountyCode, OrderId, PhoneNumber};
+use daiban_store::sms::{SmsId, SmsRecipient};
 use daiban_sms::{
     AliyunNotifier, AliyunSettings, GatewayNotifier, GatewaySettings, Secret, TemplateCodes,
     TencentNotifier, TencentSettings, rpc_signature, tc3_authorization,
@@ -23,7 +24,7 @@ use percent_encoding::percent_decode_str;
 
 const KEY_ID: &str = "test-key-id";
 const SECRET: &str = "test-secret-0123456789";
-const TEMPLATES: &str = "grid_offer=SMS_1,county_offer=SMS_2,escalation=SMS_3";
+const TEMPLATES: &str = "grid_offer=SMS_1,county_offer=SMS_2,escalation=SMS_3,claim_won=SMS_4,claim_lost=SMS_5,reply_help=SMS_6,reply_stranger=SMS_7";
 
 /// What the fake provider received: the decoded parameters or body of
 /// each request whose signature was valid.
@@ -132,7 +133,11 @@ fn sms() -> Sms {
             id: AgentId::parse("A0001").unwrap(),
             phone: PhoneNumber::parse("13812341234").unwrap(),
         },
-        order: OrderId::new(CountyCode::parse("431127").unwrap(), 7),
+        id: Some(SmsId::new(
+            OrderId::new(CountyCode::parse("431127").unwrap(), 7),
+            "widened",
+            SmsRecipient::Agent(AgentId::parse("A0001").unwrap()),
+        )),
         message: Message {
             template: Template::CountyOffer,
             params: vec![
@@ -195,7 +200,7 @@ async fn aliyun_request_signed_and_complete() {
     assert_eq!(sent["PhoneNumbers"], "13812341234");
     assert_eq!(sent["TemplateCode"], "SMS_2");
     assert_eq!(sent["SignName"], "蓝山县政务服务");
-    assert_eq!(sent["OutId"], "431127-00000007.county_offer.A0001");
+    assert_eq!(sent["OutId"], "431127-00000007.widened.A0001");
     let params: serde_json::Value =
         serde_json::from_str(sent["TemplateParam"].as_str().unwrap()).unwrap();
     assert_eq!(params["code"], "737111");
@@ -264,7 +269,7 @@ async fn tencent_request_signed_and_complete() {
         sent["TemplateParamSet"],
         serde_json::json!(["20261123-0007", "我要开餐馆", "塔峰镇友谊村", "737111"])
     );
-    assert_eq!(sent["SessionContext"], "431127-00000007.county_offer.A0001");
+    assert_eq!(sent["SessionContext"], "431127-00000007.widened.A0001");
 }
 
 #[tokio::test]

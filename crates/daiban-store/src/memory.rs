@@ -20,6 +20,7 @@ use crate::{
 };
 
 mod ledger;
+mod sms;
 
 /// Events kept per county; older ones are dropped.
 const EVENT_LOG_LEN: usize = 100_000;
@@ -52,6 +53,7 @@ struct County {
     /// they may be taken, in ms.
     outbox: BTreeMap<(AnnouncementKind, u64), i64>,
     book: ledger::Book,
+    sms: sms::SmsBook,
 }
 
 impl County {

@@ -72,6 +72,13 @@ cases!(
     announcements_follow_state_changes,
     announcements_taken_once_concurrently,
     read_events_follows_log,
+    sms_queued_once_per_offer,
+    sms_taken_once_and_finished,
+    sms_lease_expiry_is_not_resent,
+    sms_reports_match_once,
+    sms_withdrawn_and_uncertain,
+    sms_deferred_keeps_attempts,
+    replies_recorded_once,
 );
 
 /// Runs every case of [`CASES`] against `store`, one after another.
@@ -104,6 +111,7 @@ mod ledger;
 mod orders;
 mod queries;
 mod settlement;
+mod sms;
 mod timers;
 
 pub use announcements::*;
@@ -112,4 +120,5 @@ pub use ledger::*;
 pub use orders::*;
 pub use queries::*;
 pub use settlement::*;
+pub use sms::*;
 pub use timers::*;

@@ -2,7 +2,7 @@
 //! comment of `redis_store`; the Lua scripts derive the same names from
 //! [`CountyKeys::prefix`].
 
-use daiban_domain::{AgentId, CountyCode, GridCode};
+use daiban_domain::{AgentId, CountyCode, GridCode, PhoneNumber};
 
 /// The keys of one county, all under `daiban:{<county code>}:`.
 pub(super) struct CountyKeys {
@@ -66,6 +66,26 @@ impl CountyKeys {
 
     pub(super) fn points(&self, agent: &AgentId) -> String {
         format!("{}points:{agent}", self.prefix)
+    }
+
+    pub(super) fn sms(&self, sequence: u64) -> String {
+        format!("{}sms:{sequence}", self.prefix)
+    }
+
+    pub(super) fn sms_due(&self) -> String {
+        format!("{}smsdue", self.prefix)
+    }
+
+    pub(super) fn sms_failed(&self) -> String {
+        format!("{}smsfailed", self.prefix)
+    }
+
+    pub(super) fn reply(&self, key: &str) -> String {
+        format!("{}reply:{key}", self.prefix)
+    }
+
+    pub(super) fn helped(&self, phone: &PhoneNumber) -> String {
+        format!("{}helped:{phone}", self.prefix)
     }
 }
 

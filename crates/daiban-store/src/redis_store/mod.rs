@@ -61,6 +61,7 @@ mod keys;
 mod ledger;
 mod order_hash;
 mod reply;
+mod sms;
 
 use std::sync::LazyLock;
 use std::time::Duration;

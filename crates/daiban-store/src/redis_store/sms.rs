@@ -1,0 +1,382 @@
+//! SMS records on Redis. The keys of a county, beside those listed in the
+//! module comment of `redis_store`:
+//!
+//! - `sms:<sequence>` (hash, kept `SMS_RETENTION` after its last new SMS):
+//!   the order's SMS, as described in `lua/sms.lua`.
+//! - `smsdue` (sorted set): queued and leased SMS by due time.
+//! - `smsfailed` (sorted set): the latest `FAILED_SMS_KEPT` failed SMS by
+//!   time of failure.
+//! - `smsid:<provider id>` (string, kept `PROVIDER_ID_RETENTION`): the SMS
+//!   a provider's message id belongs to.
+//! - `reply:<key>` (string, kept `REPLY_RETENTION`): marks a reply as seen;
+//!   `replies` (stream, capped): the replies, with masked phone numbers.
+//! - `helped:<phone>` (string): marks a phone that got a help answer.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use daiban_domain::{CountyCode, OrderId, PhoneNumber, mask_digit_runs};
+use redis::{Script, Value};
+
+use super::keys::CountyKeys;
+use super::order_hash::{millis, parse_millis};
+use super::reply::{items, pairs, text, unexpected};
+use super::{RedisStore, command_failed};
+use crate::sms::{
+    DeliveryReport, FAILED_SMS_KEPT, InboundSms, PROVIDER_ID_RETENTION, REPLY_RETENTION,
+    ReportOutcome, ReportTarget, SMS_RETENTION, SendResult, SmsDelivery, SmsId, SmsRecipient,
+    SmsState, SmsStore,
+};
+use crate::{AnnouncementKind, StoreError};
+
+/// Entries kept in a county's `replies` stream.
+const REPLIES_KEPT: usize = 10_000;
+
+struct Scripts {
+    queue: Script,
+    take: Script,
+    finish: Script,
+    report: Script,
+    failed: Script,
+    record_reply: Script,
+}
+
+macro_rules! sms_script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/common.lua"),
+            include_str!("lua/sms.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    queue: sms_script!("queue_sms.lua"),
+    take: sms_script!("take_sms.lua"),
+    finish: sms_script!("finish_sms.lua"),
+    report: sms_script!("report_sms.lua"),
+    failed: sms_script!("failed_sms.lua"),
+    record_reply: sms_script!("record_reply.lua"),
+});
+
+fn ms(duration: Duration) -> String {
+    duration.as_millis().to_string()
+}
+
+/// The queue member of an SMS: `<sequence>.<offer>.<recipient>`.
+fn member(id: &SmsId) -> String {
+    format!("{}.{}", id.order.sequence(), id.field())
+}
+
+/// Parses a queue member of `county` back into its id.
+fn parse_member(county: &CountyCode, member: &str) -> Option<SmsId> {
+    let (sequence, field) = member.split_once('.')?;
+    let order = OrderId::new(county.clone(), sequence.parse().ok()?);
+    SmsId::parse(&format!("{order}.{field}"))
+}
+
+/// Decodes a record, `state|attempts|queued|sent|reported|provider|error`.
+fn decode(id: SmsId, record: &str) -> Option<SmsDelivery> {
+    let mut parts = record.splitn(7, '|');
+    let state = SmsState::parse(parts.next()?)?;
+    let attempts = parts.next()?.parse().ok()?;
+    let queue_time = parse_millis(parts.next()?)?;
+    let time = |part: &str| (!part.is_empty()).then(|| parse_millis(part)).flatten();
+    let send_time = time(parts.next()?);
+    let report_time = time(parts.next()?);
+    let provider_id = Some(parts.next()?.to_owned()).filter(|id| !id.is_empty());
+    let error = parts.next()?.to_owned();
+    Some(SmsDelivery {
+        id,
+        state,
+        attempts,
+        provider_id,
+        error,
+        queue_time,
+        send_time,
+        report_time,
+    })
+}
+
+/// Decodes the `{member, record}` pairs that the scripts return.
+fn decode_list(county: &CountyCode, value: Value) -> Result<Vec<SmsDelivery>, StoreError> {
+    let expected = "a list of SMS records";
+    let entries = items(value).ok_or_else(|| unexpected(county, expected))?;
+    let mut found = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut parts = items(entry)
+            .ok_or_else(|| unexpected(county, expected))?
+            .into_iter();
+        let (Some(member), Some(record)) = (parts.next(), parts.next()) else {
+            return Err(unexpected(county, expected));
+        };
+        let member = text(&member).ok_or_else(|| unexpected(county, expected))?;
+        let record = text(&record).ok_or_else(|| unexpected(county, expected))?;
+        let delivery = parse_member(county, &member)
+            .and_then(|id| decode(id, &record))
+            .ok_or_else(|| unexpected(county, expected))?;
+        found.push(delivery);
+    }
+    Ok(found)
+}
+
+/// Keeps `|` out of the parts of a record that are not last.
+fn clean(part: &str) -> String {
+    part.replace('|', "/")
+}
+
+impl RedisStore {
+    async fn run(
+        &self,
+        script: &Script,
+        keys: &CountyKeys,
+        key: String,
+        args: Vec<String>,
+    ) -> Result<Value, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(key).arg(keys.prefix());
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut connection = self.connection().await?;
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(command_failed)
+    }
+}
+
+#[async_trait]
+impl SmsStore for RedisStore {
+    async fn queue_sms(
+        &self,
+        announcement: Option<AnnouncementKind>,
+        order: &OrderId,
+        offer: &str,
+        recipients: &[SmsRecipient],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let keys = CountyKeys::new(order.county());
+        let mut args = vec![
+            millis(now),
+            ms(SMS_RETENTION),
+            order.sequence().to_string(),
+            announcement
+                .map(|kind| format!("{}:{}", kind.as_str(), order.sequence()))
+                .unwrap_or_default(),
+        ];
+        args.extend(
+            recipients
+                .iter()
+                .map(|recipient| SmsId::new(order.clone(), offer, recipient.clone()).field()),
+        );
+        let value = self
+            .run(&SCRIPTS.queue, &keys, keys.sms(order.sequence()), args)
+            .await?;
+        match value {
+            Value::Int(queued) => Ok(usize::try_from(queued).unwrap_or(0)),
+            _ => Err(unexpected(order, "the number of SMS queued")),
+        }
+    }
+
+    async fn take_sms(
+        &self,
+        county: &CountyCode,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<SmsDelivery>, StoreError> {
+        let keys = CountyKeys::new(county);
+        let lease_until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        let args = vec![millis(now), millis(lease_until), limit.to_string()];
+        let value = self.run(&SCRIPTS.take, &keys, keys.sms_due(), args).await?;
+        decode_list(county, value)
+    }
+
+    async fn finish_sms(
+        &self,
+        id: &SmsId,
+        result: SendResult,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let keys = CountyKeys::new(id.order.county());
+        let (name, at, provider, error) = match result {
+            SendResult::Sent { provider_id } => {
+                ("sent", now, provider_id.unwrap_or_default(), String::new())
+            }
+            SendResult::Retry { at, error } => ("retry", at, String::new(), error),
+            SendResult::Failed { error } => ("failed", now, String::new(), error),
+            SendResult::Uncertain { error } => ("unknown", now, String::new(), error),
+            SendResult::Withdrawn => ("withdrawn", now, String::new(), String::new()),
+            SendResult::Defer { at } => ("defer", at, String::new(), String::new()),
+        };
+        let args = vec![
+            id.order.sequence().to_string(),
+            id.field(),
+            name.to_owned(),
+            millis(now),
+            millis(at),
+            clean(&provider),
+            error,
+            ms(PROVIDER_ID_RETENTION),
+            FAILED_SMS_KEPT.to_string(),
+        ];
+        self.run(&SCRIPTS.finish, &keys, keys.sms(id.order.sequence()), args)
+            .await?;
+        Ok(())
+    }
+
+    async fn report_sms(
+        &self,
+        county: &CountyCode,
+        report: &DeliveryReport,
+        now: DateTime<Utc>,
+    ) -> Result<ReportOutcome, StoreError> {
+        let keys = CountyKeys::new(county);
+        let (kind, target) = match &report.target {
+            ReportTarget::Sms(id) if id.order.county() == county => ("sms", member(id)),
+            ReportTarget::Sms(_) => return Ok(ReportOutcome::Unmatched),
+            ReportTarget::Provider(provider_id) => ("provider", clean(provider_id)),
+        };
+        let args = vec![
+            kind.to_owned(),
+            target,
+            if report.delivered { "1" } else { "0" }.to_owned(),
+            report.error.clone(),
+            millis(now),
+            FAILED_SMS_KEPT.to_string(),
+        ];
+        let value = self
+            .run(&SCRIPTS.report, &keys, keys.sms_due(), args)
+            .await?;
+        let expected = "the outcome of a delivery report";
+        let mut parts = items(value)
+            .ok_or_else(|| unexpected(county, expected))?
+            .into_iter()
+            .map(|part| text(&part));
+        let outcome = parts.next().flatten();
+        let id = parts
+            .next()
+            .flatten()
+            .and_then(|member| parse_member(county, &member));
+        match (outcome.as_deref(), id) {
+            (Some("recorded"), Some(id)) => Ok(ReportOutcome::Recorded(id)),
+            (Some("duplicate"), Some(id)) => Ok(ReportOutcome::Duplicate(id)),
+            (Some("unmatched"), _) => Ok(ReportOutcome::Unmatched),
+            _ => Err(unexpected(county, expected)),
+        }
+    }
+
+    async fn order_sms(&self, order: &OrderId) -> Result<Vec<SmsDelivery>, StoreError> {
+        let keys = CountyKeys::new(order.county());
+        let mut connection = self.connection().await?;
+        let value: Value = redis::cmd("HGETALL")
+            .arg(keys.sms(order.sequence()))
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+        let expected = "the order's SMS records";
+        let mut found = Vec::new();
+        for (field, record) in pairs(value).ok_or_else(|| unexpected(order, expected))? {
+            let delivery = SmsId::parse(&format!("{order}.{field}"))
+                .and_then(|id| decode(id, &record))
+                .ok_or_else(|| unexpected(order, expected))?;
+            found.push(delivery);
+        }
+        found.sort_by(|a, b| {
+            (a.queue_time, a.id.field()).cmp(&(b.queue_time, b.id.field()))
+        });
+        Ok(found)
+    }
+
+    async fn failed_sms(
+        &self,
+        county: &CountyCode,
+        limit: usize,
+    ) -> Result<Vec<SmsDelivery>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = CountyKeys::new(county);
+        let value = self
+            .run(
+                &SCRIPTS.failed,
+                &keys,
+                keys.sms_failed(),
+                vec![limit.to_string()],
+            )
+            .await?;
+        decode_list(county, value)
+    }
+
+    async fn next_sms_due(
+        &self,
+        county: &CountyCode,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let keys = CountyKeys::new(county);
+        let mut connection = self.connection().await?;
+        let first: Vec<(String, i64)> = redis::cmd("ZRANGE")
+            .arg(keys.sms_due())
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+        Ok(first
+            .first()
+            .and_then(|(_, at)| DateTime::from_timestamp_millis(*at)))
+    }
+
+    async fn record_reply(
+        &self,
+        county: &CountyCode,
+        reply: &InboundSms,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let keys = CountyKeys::new(county);
+        let args = vec![
+            ms(REPLY_RETENTION),
+            reply.phone.masked(),
+            reply
+                .agent
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            mask_digit_runs(&reply.text),
+            millis(reply.time.min(now)),
+            REPLIES_KEPT.to_string(),
+        ];
+        let value = self
+            .run(&SCRIPTS.record_reply, &keys, keys.reply(&reply.key), args)
+            .await?;
+        match value {
+            Value::Int(recorded) => Ok(recorded == 1),
+            _ => Err(unexpected(county, "whether the reply was recorded")),
+        }
+    }
+
+    async fn allow_help_answer(
+        &self,
+        county: &CountyCode,
+        phone: &PhoneNumber,
+        _now: DateTime<Utc>,
+        interval: Duration,
+    ) -> Result<bool, StoreError> {
+        let keys = CountyKeys::new(county);
+        let mut connection = self.connection().await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(keys.helped(phone))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(interval.as_millis().max(1).to_string())
+            .query_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+        Ok(set.is_some())
+    }
+}
