@@ -16,5 +16,6 @@ end
 
 unschedule(key, seq)
 redis.call('HSET', key, 'state', 'cancelled', 'cancel_time', now, 'cancel_reason', reason)
+track(seq, 'cancelled', state, '', now)
 record(seq, 'cancelled', '', now)
 return {'ok', redis.call('HGETALL', key)}

@@ -38,5 +38,6 @@ end
 
 unschedule(key, seq)
 redis.call('HSET', key, 'state', 'claimed', 'agent', agent, 'claim_time', now)
+track(seq, 'claimed', state, agent, now)
 record(seq, 'claimed', agent, now)
 return {'ok', redis.call('HGETALL', key)}

@@ -70,3 +70,72 @@ local function unschedule(key, seq)
   redis.call('ZREM', prefix .. 'escalate', seq)
 end
 
+
+-- Upper bounds in milliseconds of the buckets of claim waits that the
+-- console plots (`overview::CLAIM_WAIT_BOUNDS`); a last bucket takes the
+-- rest.
+local WAIT_BOUNDS_MS = {60000, 300000, 600000, 1800000, 3600000}
+local CHINA_OFFSET_MS = 28800000
+local DAY_MS = 86400000
+-- A day's statistics are kept for 40 days, so the console's plots of the
+-- last weeks always find them.
+local STATS_TTL_SECONDS = 40 * 86400
+
+-- Keeps what the console reads (see `redis_store/overview.rs`) in step
+-- with a change of the order: the county's counts by state, the UTC+8
+-- day's statistics, the indices by number, phone and agent, and the
+-- order's list of changes. It is called with the arguments of `record`
+-- and the state before the change (`from`, '' for a new order), after the
+-- order's hash got its new state; an escalation or a rating keeps the
+-- state.
+local function track(seq, kind, from, agent, time)
+  local key = order_key(seq)
+  local to = redis.call('HGET', key, 'state')
+  if to and from ~= to then
+    if from ~= '' then
+      redis.call('HINCRBY', prefix .. 'states', from, -1)
+    end
+    redis.call('HINCRBY', prefix .. 'states', to, 1)
+  end
+
+  local china_ms = tonumber(time) + CHINA_OFFSET_MS
+  local day = math.floor(china_ms / DAY_MS)
+  local hour = math.floor((china_ms % DAY_MS) / 3600000)
+  local stats = prefix .. 'stats:' .. day
+  if kind == 'submitted' then
+    redis.call('HINCRBY', stats, 'submitted:' .. hour, 1)
+    local fields = redis.call('HMGET', key, 'number', 'applicant_phone')
+    if fields[1] then
+      redis.call('HSET', prefix .. 'numbers', fields[1], seq)
+    end
+    if fields[2] then
+      redis.call('ZADD', prefix .. 'phone:' .. fields[2], seq, seq)
+    end
+  elseif kind == 'claimed' then
+    local fields = redis.call('HMGET', key, 'create_time', 'widen_time', 'grid')
+    local wait = tonumber(time) - tonumber(fields[1] or time)
+    local phase = 'county'
+    if from == 'offered_to_grid' and tonumber(time) < tonumber(fields[2] or 0) then
+      phase = 'grid'
+    end
+    local bucket = #WAIT_BOUNDS_MS
+    for i, bound in ipairs(WAIT_BOUNDS_MS) do
+      if wait < bound then
+        bucket = i - 1
+        break
+      end
+    end
+    redis.call('HINCRBY', stats, 'claimed:' .. hour, 1)
+    redis.call('HINCRBY', stats, 'phase:' .. phase, 1)
+    redis.call('HINCRBY', stats, 'wait:' .. bucket, 1)
+    if fields[3] then
+      redis.call('HINCRBY', stats, 'grid_claims:' .. fields[3], 1)
+      redis.call('HINCRBY', stats, 'grid_wait:' .. fields[3], wait)
+    end
+    redis.call('ZADD', prefix .. 'agent_orders:' .. agent, seq, seq)
+  elseif kind == 'widened' or kind == 'escalated' then
+    redis.call('HINCRBY', stats, kind, 1)
+  end
+  redis.call('EXPIRE', stats, STATS_TTL_SECONDS)
+  redis.call('RPUSH', prefix .. 'changes:' .. seq, kind .. '|' .. agent .. '|' .. time)
+end

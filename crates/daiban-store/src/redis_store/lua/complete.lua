@@ -35,6 +35,7 @@ end
 redis.call('HSET', key, 'state', 'completed', 'complete_time', now,
   'result_text', result_text, 'result_reference', result_reference)
 redis.call('ZADD', prefix .. 'settle', settle_at, seq)
+track(seq, 'completed', state, agent, now)
 record(seq, 'completed', agent, now)
 redis.call('ZINCRBY', prefix .. 'completed:' .. ARGV[12], 1, agent)
 redis.call('ZINCRBY', prefix .. 'completed:' .. ARGV[13], 1, agent)

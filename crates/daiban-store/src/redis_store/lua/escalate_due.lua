@@ -13,6 +13,7 @@ for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 
   local state = redis.call('HGET', key, 'state')
   if is_open(state) and redis.call('HGET', key, 'escalated') ~= '1' then
     redis.call('HSET', key, 'escalated', '1')
+    track(seq, 'escalated', state, '', now)
     record(seq, 'escalated', '', now)
     announce('escalated', seq, now)
     table.insert(escalated, {seq, redis.call('HGETALL', key)})

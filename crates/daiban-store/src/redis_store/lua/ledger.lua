@@ -51,5 +51,6 @@ local function settle(key, seq, agent, class, rating, tally, points, settle_time
     'class', class, 'rating', rating, 'points', points, 'time', settle_time,
     'month', month, 'quarter', quarter)
   redis.call('HSET', prefix .. 'settled', seq, entry)
+  track(seq, 'settled', 'completed', agent, settle_time)
   record(seq, 'settled', agent, settle_time)
 end

@@ -20,5 +20,6 @@ if state ~= 'completed' then
 end
 
 redis.call('HSET', key, 'rating', rating, 'rating_comment', comment, 'rate_time', now)
+track(seq, 'rated', state, '', now)
 record(seq, 'rated', '', now)
 return {'ok', redis.call('HGETALL', key)}

@@ -40,6 +40,7 @@ redis.call('ZADD', prefix .. 'open:county', seq, seq)
 if redis.call('HGET', key, 'escalated') ~= '1' then
   redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
 end
+track(seq, 'released', state, agent, now)
 record(seq, 'released', agent, now)
 announce('released', seq, now)
 return {'ok', redis.call('HGETALL', key)}

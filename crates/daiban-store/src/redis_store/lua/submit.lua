@@ -33,6 +33,7 @@ else
   redis.call('ZADD', prefix .. 'open:county', seq, seq)
 end
 redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
+track(seq, 'submitted', '', '', create_time)
 record(seq, 'submitted', '', create_time)
 announce('submitted', seq, create_time)
 return {'created'}

@@ -18,6 +18,7 @@ for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 
     end
     redis.call('ZADD', prefix .. 'open:county', seq, seq)
     redis.call('HSET', key, 'state', 'offered_to_county', 'widened', '1')
+    track(seq, 'widened', 'offered_to_grid', '', now)
     record(seq, 'widened', '', now)
     announce('widened', seq, now)
     table.insert(widened, {seq, redis.call('HGETALL', key)})
