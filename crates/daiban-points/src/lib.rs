@@ -6,6 +6,7 @@
 mod activity;
 mod consumer;
 mod statement;
+pub mod statement_file;
 
 use std::collections::HashSet;
 use std::sync::Arc;

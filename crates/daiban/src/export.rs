@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use chrono::{DateTime, FixedOffset, Utc};
 use clap::Args;
-use daiban_domain::{AgentRole, format_points, format_yuan};
+use daiban_domain::{AgentRole, CountyCode, Quarter, format_points, format_yuan};
+use daiban_points::Statement;
+use daiban_points::statement_file::{self, StatementLine};
 use daiban_proto::v1 as pb;
 use daiban_proto::v1::points_service_client::PointsServiceClient;
 use daiban_server::Scope;
 use indicatif::{ProgressBar, ProgressStyle};
-use rust_xlsxwriter::{DocProperties, Format, Workbook, XlsxError};
 use tonic::Code;
 
 use crate::client::{ClientArgs, authorized};
@@ -223,12 +224,7 @@ pub async fn run_export(args: ExportArgs) -> Result<()> {
 
     let bytes = match format {
         OutputFormat::Csv => csv_bytes(&received)?,
-        OutputFormat::Xlsx => xlsx_bytes(&received).map_err(|err| {
-            job_error(
-                ExitCode::Failure,
-                format!("failed to build the XLSX: {err}"),
-            )
-        })?,
+        OutputFormat::Xlsx => xlsx_bytes(&received)?,
     };
     match &args.out {
         Some(path) => write_atomically(path, &bytes)?,
@@ -311,187 +307,72 @@ fn china_time(time: &prost_types::Timestamp) -> String {
         .unwrap_or_default()
 }
 
-fn role_name(role: i32) -> &'static str {
+fn role_text(role: i32) -> &'static str {
     match pb::AgentRole::try_from(role) {
-        Ok(pb::AgentRole::GridWorker) => AgentRole::GridWorker.chinese_name(),
-        Ok(pb::AgentRole::VillageCadre) => AgentRole::VillageCadre.chinese_name(),
-        Ok(pb::AgentRole::AuxiliaryPolice) => AgentRole::AuxiliaryPolice.chinese_name(),
+        Ok(pb::AgentRole::GridWorker) => AgentRole::GridWorker.as_str(),
+        Ok(pb::AgentRole::VillageCadre) => AgentRole::VillageCadre.as_str(),
+        Ok(pb::AgentRole::AuxiliaryPolice) => AgentRole::AuxiliaryPolice.as_str(),
         _ => "",
     }
 }
 
-/// The column titles of the statement's table.
-const COLUMNS: [&str; 11] = [
-    "帮办员编号",
-    "姓名",
-    "网格",
-    "乡镇",
-    "角色",
-    "一类工单",
-    "二类工单",
-    "满意",
-    "不满意",
-    "积分",
-    "奖励（元）",
-];
-
-/// Returns the rows between the title and the table: county, quarter,
-/// status, close time and rate, as label and value.
-fn header_rows(header: &pb::BonusStatementHeader) -> Vec<(&'static str, String)> {
-    let (status, close_time) = match (&header.close_time, header.closed) {
-        (Some(time), true) => ("已结账", china_time(time)),
-        _ => ("未结账，数据可能变化", String::new()),
-    };
-    vec![
-        ("县", header.county_code.clone()),
-        ("季度", header.quarter.clone()),
-        ("状态", status.to_owned()),
-        ("结账时间", close_time),
-        ("每分奖励（元）", format_yuan(header.fen_per_point)),
-    ]
-}
-
-const TITLE: &str = "帮办员积分奖励明细表";
-
-/// Builds the CSV file: a byte order mark, the header rows, a blank row,
-/// the table and its totals row.
-pub fn csv_bytes(received: &Received) -> Result<Vec<u8>> {
-    let mut writer = csv::WriterBuilder::new()
-        .flexible(true)
-        .from_writer(b"\xEF\xBB\xBF".to_vec());
-    let write = |writer: &mut csv::Writer<Vec<u8>>, row: Vec<String>| {
-        writer
-            .write_record(&row)
-            .map_err(|err| job_error(ExitCode::Failure, format!("failed to build the CSV: {err}")))
-    };
-    write(&mut writer, vec![TITLE.to_owned()])?;
-    for (label, value) in header_rows(&received.header) {
-        write(&mut writer, vec![label.to_owned(), value])?;
-    }
-    write(&mut writer, vec![String::new()])?;
-    write(
-        &mut writer,
-        COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
-    )?;
-    for line in &received.lines {
-        let row = vec![
-            line.agent_id.clone(),
-            line.name.clone(),
-            line.grid_name.clone(),
-            line.township_name.clone(),
-            role_name(line.role).to_owned(),
-            line.class1_orders.to_string(),
-            line.class2_orders.to_string(),
-            line.satisfied.to_string(),
-            line.unsatisfied.to_string(),
-            format_points(line.points_tenths),
-            format_yuan(line.bonus_fen),
-        ];
-        write(&mut writer, row)?;
-    }
-    let totals = &received.totals;
-    let row = vec![
-        "合计".to_owned(),
-        format!("{}人", totals.agents),
-        String::new(),
-        String::new(),
-        String::new(),
-        totals.class1_orders.to_string(),
-        totals.class2_orders.to_string(),
-        totals.satisfied.to_string(),
-        totals.unsatisfied.to_string(),
-        format_points(totals.points_tenths),
-        format_yuan(totals.bonus_fen),
-    ];
-    write(&mut writer, row)?;
-    writer
-        .into_inner()
-        .map_err(|err| job_error(ExitCode::Failure, format!("failed to build the CSV: {err}")))
-}
-
-/// Builds the XLSX file with the same rows as the CSV, numbers as numbers.
-/// Its creation time is the close time (or the quarter's, for an open
-/// quarter's statement), so exporting a closed quarter again gives the
-/// same bytes.
-pub fn xlsx_bytes(received: &Received) -> Result<Vec<u8>, XlsxError> {
+/// Turns the received statement into the one the file writers take. The
+/// writers sum the lines, which `check_totals` found equal to the totals
+/// the service sent.
+fn statement(received: &Received) -> Result<Statement> {
     let header = &received.header;
-    let created = header
-        .close_time
-        .as_ref()
-        .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, 0))
-        .unwrap_or(DateTime::UNIX_EPOCH);
-    let mut workbook = Workbook::new();
-    workbook.set_properties(
-        &DocProperties::new()
-            .set_title(format!("{TITLE} {} {}", header.county_code, header.quarter))
-            .set_creation_datetime(&created),
-    );
-    let bold = Format::new().set_bold();
-    let points = Format::new().set_num_format("0.0");
-    let yuan = Format::new().set_num_format("0.00");
-
-    let sheet = workbook.add_worksheet();
-    sheet.set_name(header.quarter.clone())?;
-    sheet.write_string_with_format(0, 0, TITLE, &bold)?;
-    let mut row: u32 = 1;
-    for (label, value) in header_rows(header) {
-        sheet.write_string(row, 0, label)?;
-        sheet.write_string(row, 1, value)?;
-        row += 1;
-    }
-    row += 1;
-    for (column, title) in (0u16..).zip(COLUMNS) {
-        sheet.write_string_with_format(row, column, title, &bold)?;
-    }
-    row += 1;
-    for line in &received.lines {
-        sheet.write_string(row, 0, &line.agent_id)?;
-        sheet.write_string(row, 1, &line.name)?;
-        sheet.write_string(row, 2, &line.grid_name)?;
-        sheet.write_string(row, 3, &line.township_name)?;
-        sheet.write_string(row, 4, role_name(line.role))?;
-        let counts = [
-            line.class1_orders,
-            line.class2_orders,
-            line.satisfied,
-            line.unsatisfied,
-        ];
-        for (column, value) in (5u16..).zip(counts) {
-            sheet.write_number(row, column, f64::from(value))?;
-        }
-        sheet.write_number_with_format(row, 9, tenths_value(line.points_tenths), &points)?;
-        sheet.write_number_with_format(row, 10, fen_value(line.bonus_fen), &yuan)?;
-        row += 1;
-    }
-    let totals = &received.totals;
-    sheet.write_string_with_format(row, 0, "合计", &bold)?;
-    sheet.write_string(row, 1, format!("{}人", totals.agents))?;
-    let counts = [
-        totals.class1_orders,
-        totals.class2_orders,
-        totals.satisfied,
-        totals.unsatisfied,
-    ];
-    for (column, value) in (5u16..).zip(counts) {
-        sheet.write_number(row, column, f64::from(value))?;
-    }
-    sheet.write_number_with_format(row, 9, tenths_value(totals.points_tenths), &points)?;
-    sheet.write_number_with_format(row, 10, fen_value(totals.bonus_fen), &yuan)?;
-    sheet.set_column_width(0, 12)?;
-    sheet.set_column_width(2, 18)?;
-    sheet.set_column_width(10, 12)?;
-    workbook.save_to_buffer()
+    let invalid = |what: &str| {
+        job_error(
+            ExitCode::Failure,
+            format!("the service sent an invalid {what} in the statement header"),
+        )
+    };
+    let close_time = match (&header.close_time, header.closed) {
+        (Some(time), true) => Some(
+            DateTime::<Utc>::from_timestamp(time.seconds, 0)
+                .ok_or_else(|| invalid("close time"))?,
+        ),
+        _ => None,
+    };
+    let lines = received
+        .lines
+        .iter()
+        .map(|line| StatementLine {
+            agent_id: line.agent_id.clone(),
+            name: line.name.clone(),
+            grid_code: line.grid_code.clone(),
+            grid_name: line.grid_name.clone(),
+            township_code: line.township_code.clone(),
+            township_name: line.township_name.clone(),
+            role: role_text(line.role).to_owned(),
+            class1_orders: line.class1_orders.into(),
+            class2_orders: line.class2_orders.into(),
+            satisfied: line.satisfied.into(),
+            unsatisfied: line.unsatisfied.into(),
+            points_tenths: line.points_tenths,
+            bonus_fen: line.bonus_fen,
+        })
+        .collect();
+    Ok(Statement {
+        county: CountyCode::parse(&header.county_code).map_err(|_| invalid("county"))?,
+        quarter: Quarter::parse(&header.quarter).map_err(|_| invalid("quarter"))?,
+        close_time,
+        fen_per_point: header.fen_per_point,
+        lines,
+    })
 }
 
-// A spreadsheet stores every number as a double, and these divisions give
-// the double nearest the exact decimal, which displays exactly with the
-// cell's format.
-fn tenths_value(tenths: i64) -> f64 {
-    tenths as f64 / 10.0
+/// Builds the CSV file of `daiban_points::statement_file`.
+pub fn csv_bytes(received: &Received) -> Result<Vec<u8>> {
+    statement_file::csv_bytes(&statement(received)?)
+        .map_err(|err| job_error(ExitCode::Failure, err.to_string()))
 }
 
-fn fen_value(fen: i64) -> f64 {
-    fen as f64 / 100.0
+/// Builds the XLSX file of `daiban_points::statement_file`; a closed
+/// quarter's file repeats byte for byte.
+pub fn xlsx_bytes(received: &Received) -> Result<Vec<u8>> {
+    statement_file::xlsx_bytes(&statement(received)?)
+        .map_err(|err| job_error(ExitCode::Failure, err.to_string()))
 }
 
 pub async fn run_close(args: CloseArgs) -> Result<()> {
