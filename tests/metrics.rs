@@ -200,4 +200,33 @@ async fn metrics_count_calls_claims_and_widening() {
     );
     assert_eq!(sample(&samples, "daiban_store_up", &[]), 1.0);
     assert!(sample(&samples, "daiban_sms_total", &[("result", "sent")]) > 0.0);
+
+    // The store's gauges, refreshed every second: the settlement consumer
+    // handles the county's events, and the calls above used the pool.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let samples = loop {
+        let samples = scrape(metrics_port);
+        let lag = samples
+            .get(&(
+                "daiban_points_consumer_lag".to_owned(),
+                BTreeMap::from([("county".to_owned(), "431127".to_owned())]),
+            ))
+            .copied();
+        if lag == Some(0.0) {
+            break samples;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the settlement consumer did not catch up: lag {lag:?}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sample(&samples, "daiban_redis_pool_max_size", &[]), 32.0);
+    let size = sample(&samples, "daiban_redis_pool_size", &[]);
+    assert!(size >= 1.0, "connections open: {size}");
+    assert!(size <= 32.0, "connections open: {size}");
+    let available = sample(&samples, "daiban_redis_pool_available", &[]);
+    assert!(available <= size, "idle {available} of {size} connections");
+    let waiting = sample(&samples, "daiban_redis_pool_waiting", &[]);
+    assert!(waiting >= 0.0, "calls waiting: {waiting}");
 }

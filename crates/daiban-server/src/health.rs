@@ -1,6 +1,7 @@
 //! gRPC health (`grpc.health.v1`): every service reports SERVING while the
 //! store responds to PING and NOT_SERVING while it does not, so load balancers and
-//! orchestrators send calls only to replicas that can serve them.
+//! orchestrators send calls only to replicas that can serve them. The
+//! same loop refreshes the store's gauges in `metrics`.
 //!
 //! At shutdown every service turns NOT_SERVING, and then each open
 //! `Health/Watch` stream ends with UNAVAILABLE, so that the stream does not
@@ -9,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use daiban_domain::CountyCode;
 use daiban_store::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
@@ -21,6 +23,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use tracing::{info, warn};
 
 use crate::error;
+use crate::metrics::record_store_stats;
 
 /// The services whose status is reported; the empty name stands for the
 /// server as a whole.
@@ -114,7 +117,7 @@ async fn wait_closed(closed: &mut watch::Receiver<bool>) {
     let _ = closed.wait_for(|closed| *closed).await;
 }
 
-/// The status that ends a `Health/Watch` stream at shutdown.
+/// Builds the status that ends a `Health/Watch` stream at shutdown.
 fn shutting_down() -> Status {
     error::status(
         Code::Unavailable,
@@ -126,13 +129,16 @@ fn shutting_down() -> Status {
 
 /// Checks the store every second until `shutdown` turns true, then reports
 /// NOT_SERVING and ends every `Health/Watch` stream, so that clients move
-/// to another replica.
+/// to another replica. While the store responds, each check also reads
+/// its figures for `counties` into the metrics.
 pub async fn watch_store(
     store: Arc<dyn Store>,
+    counties: Vec<CountyCode>,
     reporter: Reporter,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut serving = None;
+    let mut stats_failing = false;
     while !*shutdown.borrow() {
         // A Redis that hangs rather than refuses must count as down too.
         let now_serving = matches!(
@@ -149,6 +155,9 @@ pub async fn watch_store(
             metrics::gauge!("daiban_store_up").set(if now_serving { 1.0 } else { 0.0 });
             serving = Some(now_serving);
         }
+        if now_serving {
+            refresh_stats(store.as_ref(), &counties, &mut stats_failing).await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(CHECK_INTERVAL) => {}
             _ = shutdown.changed() => {}
@@ -156,6 +165,26 @@ pub async fn watch_store(
     }
     set_all(&reporter, ServingStatus::NotServing).await;
     reporter.closed.send_replace(true);
+}
+
+/// Reads the store's figures into the metrics. A failure is logged once
+/// until the next success, and leaves the gauges at their last values.
+async fn refresh_stats(store: &dyn Store, counties: &[CountyCode], failing: &mut bool) {
+    match tokio::time::timeout(PING_TIMEOUT, store.stats(counties)).await {
+        Ok(Ok(stats)) => {
+            record_store_stats(&stats);
+            *failing = false;
+        }
+        Ok(Err(err)) if !*failing => {
+            warn!(error = %err, "metrics: failed to read the store's figures");
+            *failing = true;
+        }
+        Err(_) if !*failing => {
+            warn!(timeout = ?PING_TIMEOUT, "metrics: reading the store's figures timed out");
+            *failing = true;
+        }
+        _ => {}
+    }
 }
 
 fn status(serving: bool) -> ServingStatus {

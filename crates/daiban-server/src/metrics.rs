@@ -13,12 +13,26 @@
 //! - `sms_total{result}`: offer SMS handed to the notifier, `sent` or
 //!   `failed` (dispatcher).
 //! - `store_up`: 1 while the store responds to PING, else 0.
+//!
+//! Gauges read from the store every second while it responds (health):
+//! - `points_consumer_lag{county}`: entries of the county's event log that
+//!   the `points` settlement group has not handled yet: not delivered to
+//!   any consumer, or delivered and not acknowledged. NaN when Redis
+//!   cannot count the undelivered ones (before Redis 7.0, or after entries
+//!   were deleted from the middle of the log).
+//! - `redis_pool_size`, `redis_pool_available`, `redis_pool_waiting`,
+//!   `redis_pool_max_size`: connections open, idle among them, calls
+//!   waiting for one, and the pool's maximum.
+//!
+//! The memory store has neither figure, so without `DAIBAN_REDIS_URL`
+//! these gauges are absent.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use daiban_store::stats::StoreStats;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tonic::codegen::http;
 use tower::{Layer, Service};
@@ -40,6 +54,21 @@ pub fn install(addr: SocketAddr) -> Result<(), String> {
         .map_err(|err| err.to_string())?
         .install()
         .map_err(|err| err.to_string())
+}
+
+/// Sets the gauges of the store's figures.
+pub fn record_store_stats(stats: &StoreStats) {
+    for (county, lag) in &stats.settlement_lag {
+        let unhandled = lag.unhandled().map_or(f64::NAN, |count| count as f64);
+        metrics::gauge!("daiban_points_consumer_lag", "county" => county.to_string())
+            .set(unhandled);
+    }
+    if let Some(pool) = stats.pool {
+        metrics::gauge!("daiban_redis_pool_size").set(pool.size as f64);
+        metrics::gauge!("daiban_redis_pool_available").set(pool.available as f64);
+        metrics::gauge!("daiban_redis_pool_waiting").set(pool.waiting as f64);
+        metrics::gauge!("daiban_redis_pool_max_size").set(pool.max_size as f64);
+    }
 }
 
 /// Counts finished gRPC calls by method and status code.

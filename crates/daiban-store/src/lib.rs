@@ -18,6 +18,7 @@ mod ledger;
 mod memory;
 mod redis_store;
 pub mod sms;
+pub mod stats;
 
 pub use ledger::{
     Delivery, FrozenStatement, Ledger, QuarterClose, QuarterClosing, QuarterTotals,
@@ -307,7 +308,7 @@ pub mod action {
 /// take `limit` handle at most that many orders and return what they
 /// handled; calling again handles the rest.
 #[async_trait]
-pub trait Store: Ledger + sms::SmsStore + Send + Sync + 'static {
+pub trait Store: Ledger + sms::SmsStore + stats::Stats + Send + Sync + 'static {
     /// Creates an order, or returns the existing one when an order of the
     /// same county already has `request_id`.
     async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError>;

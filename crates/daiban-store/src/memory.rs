@@ -21,6 +21,7 @@ use crate::{
 
 mod ledger;
 mod sms;
+mod stats;
 
 /// Events kept per county; older ones are dropped.
 const EVENT_LOG_LEN: usize = 100_000;

@@ -62,6 +62,7 @@ mod ledger;
 mod order_hash;
 mod reply;
 mod sms;
+mod stats;
 
 use std::sync::LazyLock;
 use std::time::Duration;
