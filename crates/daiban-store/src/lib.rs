@@ -16,15 +16,17 @@ use daiban_domain::{
 pub mod conformance;
 mod ledger;
 mod memory;
+pub mod overview;
 mod redis_store;
-pub mod sms;
 pub mod stats;
+pub mod sms;
 
 pub use ledger::{
     Delivery, FrozenStatement, Ledger, QuarterClose, QuarterClosing, QuarterTotals,
     SETTLEMENT_GROUP, StatementLine, Tally,
 };
 pub use memory::MemoryStore;
+pub use overview::Overview;
 pub use redis_store::{RedisStore, RedisStoreError};
 
 /// The fields `Store::submit` needs to create an order. The store assigns the id,
@@ -308,7 +310,9 @@ pub mod action {
 /// take `limit` handle at most that many orders and return what they
 /// handled; calling again handles the rest.
 #[async_trait]
-pub trait Store: Ledger + sms::SmsStore + stats::Stats + Send + Sync + 'static {
+pub trait Store:
+    Ledger + Overview + sms::SmsStore + stats::Stats + Send + Sync + 'static
+{
     /// Creates an order, or returns the existing one when an order of the
     /// same county already has `request_id`.
     async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError>;

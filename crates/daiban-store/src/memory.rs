@@ -20,6 +20,7 @@ use crate::{
 };
 
 mod ledger;
+mod overview;
 mod sms;
 mod stats;
 

@@ -60,6 +60,7 @@ mod connection;
 mod keys;
 mod ledger;
 mod order_hash;
+mod overview;
 mod reply;
 mod sms;
 mod stats;
