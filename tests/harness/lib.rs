@@ -3,6 +3,7 @@
 
 pub mod redis;
 pub mod service;
+pub mod sms_provider;
 
 pub use service::{Config, ServiceProcess, TestApp, spawn_app, with_bearer};
 
