@@ -66,6 +66,21 @@ const MAX_SPACING_WAIT: Duration = Duration::from_secs(2);
 /// Pause after the store failed, before trying again.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
+/// Tries at recording a send's result while the store is unavailable, one
+/// `RETRY_PAUSE` apart and well within the lease. A result never recorded
+/// leaves the SMS unknown once its lease ends, and its provider id unknown
+/// to delivery reports.
+const FINISH_TRIES: u32 = 5;
+
+/// The reason the order of a taken SMS could not be read.
+#[derive(Debug, Clone)]
+enum OrderUnread {
+    /// The store failed, and a later try may pass.
+    Unavailable(String),
+    /// The order is missing or unreadable, so the SMS can never be built.
+    Invalid(String),
+}
+
 pub(crate) struct Sender {
     store: Arc<dyn Store>,
     offers: Offers,
@@ -160,15 +175,22 @@ impl Sender {
             }
             // A widened order's SMS come in a run, so each order is read
             // once per batch.
-            let mut orders: HashMap<OrderId, Arc<Result<WorkOrder, String>>> = HashMap::new();
+            let mut orders: HashMap<OrderId, Arc<Result<WorkOrder, OrderUnread>>> = HashMap::new();
             for delivery in taken {
                 let order = match orders.get(&delivery.id.order) {
                     Some(order) => order.clone(),
                     None => {
                         let order = match self.store.order(&delivery.id.order).await {
                             Ok(order) => Ok(order),
-                            Err(err @ StoreError::Unavailable(_)) => return Err(err),
-                            Err(err) => Err(format!("the order could not be read: {err}")),
+                            // The SMS are taken already: each goes back
+                            // to the queue as a retry, not left to run out
+                            // its lease and become unknown.
+                            Err(err @ StoreError::Unavailable(_)) => {
+                                Err(OrderUnread::Unavailable(err.to_string()))
+                            }
+                            Err(err) => Err(OrderUnread::Invalid(format!(
+                                "the order could not be read: {err}"
+                            ))),
                         };
                         let order = Arc::new(order);
                         orders.insert(delivery.id.order.clone(), order.clone());
@@ -193,11 +215,30 @@ impl Sender {
     }
 
     /// Sends one taken SMS about `order` and records the result.
-    async fn send(&self, delivery: SmsDelivery, order: &Result<WorkOrder, String>) {
+    async fn send(&self, delivery: SmsDelivery, order: &Result<WorkOrder, OrderUnread>) {
         let id = delivery.id.clone();
+        // An SMS that cannot be built gets its result here.
         let prepared = match order {
-            Ok(order) => self.prepare(&delivery, order),
-            Err(error) => Err(error.clone()),
+            Ok(order) => self.prepare(&delivery, order).map_err(|error| {
+                warn!(sms.id = %id, error = %error, "sms not sent");
+                SendResult::Failed { error }
+            }),
+            Err(OrderUnread::Invalid(error)) => {
+                warn!(sms.id = %id, error = %error, "sms not sent");
+                Err(SendResult::Failed {
+                    error: error.clone(),
+                })
+            }
+            Err(OrderUnread::Unavailable(error)) => {
+                // Nothing reached the provider, so this is retried like a
+                // transient failure of the provider.
+                let recipient = id.recipient.to_string();
+                let err = NotifyError::Transient {
+                    recipient: recipient.clone(),
+                    reason: format!("the order could not be read: {error}"),
+                };
+                Err(self.result_of(&delivery, &recipient, Err(err)))
+            }
         };
         let result = match prepared {
             Ok(Some(sms)) => {
@@ -222,10 +263,7 @@ impl Sender {
                 }
             }
             Ok(None) => SendResult::Withdrawn,
-            Err(error) => {
-                warn!(sms.id = %id, error = %error, "sms not sent");
-                SendResult::Failed { error }
-            }
+            Err(result) => result,
         };
         let name = match &result {
             SendResult::Sent { .. } => "sent",
@@ -236,10 +274,27 @@ impl Sender {
             SendResult::Defer { .. } => "deferred",
         };
         metrics::counter!("daiban_sms_total", "result" => name).increment(1);
-        if let Err(err) = self.store.finish_sms(&id, result, Utc::now()).await {
-            // The lease runs out and the SMS becomes unknown: it is not
-            // sent twice.
-            warn!(sms.id = %id, error = %err, "recording an sms result failed");
+        self.finish(&delivery, result).await;
+    }
+
+    /// Records the result of a send, trying again for a few seconds while
+    /// the store is unavailable.
+    async fn finish(&self, delivery: &SmsDelivery, result: SendResult) {
+        let id = &delivery.id;
+        for tries in 1..=FINISH_TRIES {
+            match self.store.finish_sms(id, result.clone(), Utc::now()).await {
+                Ok(()) => return,
+                Err(err @ StoreError::Unavailable(_)) if tries < FINISH_TRIES => {
+                    debug!(sms.id = %id, tries, error = %err, "recording an sms result failed; retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(err) => {
+                    // The lease runs out and the SMS becomes unknown: it is
+                    // not sent twice.
+                    warn!(sms.id = %id, error = %err, "recording an sms result failed");
+                    return;
+                }
+            }
         }
     }
 
@@ -304,7 +359,9 @@ impl Sender {
             }
             Err(err @ NotifyError::Uncertain { .. }) => {
                 warn!(sms.id = %id, recipient, attempt, error = %err, "sms may not have been sent; not sending it again");
-                SendResult::Uncertain { error: reason(&err) }
+                SendResult::Uncertain {
+                    error: reason(&err),
+                }
             }
             Err(err) => {
                 warn!(sms.id = %id, recipient, attempt, error = %err, "sms not sent");

@@ -81,7 +81,7 @@ impl SmsGatewayService for SmsGatewayApi {
                 && SmsId::parse(id).is_none()
             {
                 violations.add(
-                    &field("sms_id"),
+                    field("sms_id"),
                     "expected the id the SMS was sent with, such as 431127-00000042.widened.A0001",
                 );
             }
@@ -92,7 +92,7 @@ impl SmsGatewayService for SmsGatewayApi {
             );
             if sms_id.is_none() && provider_id.is_none() {
                 violations.add(
-                    &field("sms_id"),
+                    field("sms_id"),
                     "required: give sms_id or provider_message_id",
                 );
             }

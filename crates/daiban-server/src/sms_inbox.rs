@@ -14,8 +14,10 @@ use daiban_domain::{
     Agent, CountyCode, OrderId, PhoneNumber, WorkOrder, claim_code_sequence, find_claim_code,
 };
 use daiban_sms::inbound::{InboundReply, InboundReport};
-use daiban_store::sms::{DeliveryReport, InboundSms, ReportOutcome, ReportTarget, SmsId, SmsRecipient};
 use daiban_store::StoreError;
+use daiban_store::sms::{
+    DeliveryReport, InboundSms, ReportOutcome, ReportTarget, SmsId, SmsRecipient,
+};
 use tracing::{info, warn};
 
 use crate::app::App;
@@ -43,7 +45,10 @@ pub struct ReportCounts {
 /// What a reply did.
 #[derive(Debug, Clone)]
 pub enum ReplyOutcome {
-    Claimed { order: OrderId, agent: Agent },
+    Claimed {
+        order: OrderId,
+        agent: Agent,
+    },
     /// The claim code named an order the agent could not grab; `reason`
     /// is the error reason a claim through the app would get.
     ClaimLost {
@@ -51,7 +56,9 @@ pub enum ReplyOutcome {
         agent: Agent,
         reason: &'static str,
     },
-    NotUnderstood { agent: Agent },
+    NotUnderstood {
+        agent: Agent,
+    },
     UnknownPhone,
     Duplicate,
 }
@@ -94,7 +101,12 @@ async fn record_report(
     };
     // The county comes from our id, else from the agent whose phone got the
     // SMS; a report to the duty desk or an unknown phone tries each county.
+    // An id of a county this service does not serve matches nothing, so it
+    // touches no store state.
     let counties: Vec<CountyCode> = match (&target, &report.phone) {
+        (ReportTarget::Sms(id), _) if !app.directory.counties().contains(id.order.county()) => {
+            return Ok(ReportOutcome::Unmatched);
+        }
         (ReportTarget::Sms(id), _) => vec![id.order.county().clone()],
         (ReportTarget::Provider(_), Some(phone)) => match app.directory.agent_by_phone(phone) {
             Some(agent) => vec![agent.grid.county()],
@@ -145,6 +157,9 @@ pub async fn handle_reply(
                 time: reply.time.unwrap_or(now),
                 agent: agent.as_ref().map(|agent| agent.id.clone()),
             };
+            // TODO: the reply is marked seen before it is acted on, so when
+            // the store fails between the two, the provider's next push is
+            // taken for a repeat and the claim it carries is dropped.
             if !app.store.record_reply(&county, &record, now).await? {
                 return Ok(ReplyOutcome::Duplicate);
             }
@@ -160,8 +175,7 @@ pub async fn handle_reply(
         (None, _) => ReplyOutcome::UnknownPhone,
     };
     log_outcome(&outcome, reply.phone.as_ref());
-    metrics::counter!("daiban_sms_replies_total", "outcome" => outcome_name(&outcome))
-        .increment(1);
+    metrics::counter!("daiban_sms_replies_total", "outcome" => outcome_name(&outcome)).increment(1);
     Ok(outcome)
 }
 
@@ -183,7 +197,11 @@ async fn act_on(
         return Ok(ReplyOutcome::NotUnderstood { agent });
     };
 
-    let (offer, outcome) = match app.store.claim(&order.id, &agent.id, &agent.grid, now).await {
+    let (offer, outcome) = match app
+        .store
+        .claim(&order.id, &agent.id, &agent.grid, now)
+        .await
+    {
         Ok(_) => {
             metrics::counter!("daiban_claims_total", "result" => "won").increment(1);
             let outcome = ReplyOutcome::Claimed {
@@ -309,7 +327,9 @@ fn log_outcome(outcome: &ReplyOutcome, phone: Option<&PhoneNumber>) {
             order,
             agent,
             reason,
-        } => info!(order.id = %order, agent.id = %agent.id, reason, "sms reply did not claim the order"),
+        } => {
+            info!(order.id = %order, agent.id = %agent.id, reason, "sms reply did not claim the order")
+        }
         ReplyOutcome::NotUnderstood { agent } => {
             info!(agent.id = %agent.id, "sms reply named no open order; help sent");
         }
