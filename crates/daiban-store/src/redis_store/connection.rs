@@ -1,11 +1,27 @@
 //! Connecting to Redis: a single server or a Redis Cluster, the pool, its
 //! timeouts and the start-up check.
+//!
+//! The connections that deadpool-redis hands out are multiplexed: one
+//! connection carries many requests at once. deadpool checks every
+//! connection it hands out again with a round trip (`UNWATCH` and `PING`),
+//! so calls do not take one from the pool each. Instead a few connections
+//! are checked out once and kept, and every call gets a clone of one of
+//! them, in turn. A call that fails with an I/O or protocol error takes
+//! its connection out of the pool for good, so the next call on that
+//! place gets a new one from the pool. A blocking command, such as
+//! `XREAD` with `BLOCK`, would stall every request queued behind it on a
+//! shared connection, so it runs on a connection of its own from the pool.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use deadpool_redis::{Manager, Pool, Runtime, cluster};
-use redis::aio::ConnectionLike;
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+use deadpool_redis::{Manager, Pool, Runtime, Status, cluster};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value,
+};
 
 use super::RedisStore;
 use crate::Store;
@@ -20,11 +36,16 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Maximum wait for a free connection of the pool.
 const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections in the pool. A call holds one for its round trip, and each
-/// county's live-offer reader holds one while it waits for events, so the
-/// pool is sized for bursts of a few thousand concurrent calls rather
-/// than deadpool's default of four per core.
+/// Connections in the pool: the shared ones, and one for each blocking
+/// read in progress, such as each county's live-offer reader waiting for
+/// events.
 const POOL_SIZE: usize = 32;
+
+/// Connections kept checked out and shared by all calls. Each one
+/// carries any number of requests at once, and fewer connections let
+/// Redis and the client read and write more requests per system call.
+/// Two spread the work of the connections' tasks over two threads.
+const SHARED_CONNECTIONS: usize = 2;
 
 /// Why `RedisStore::connect` failed. Each message shows the url with its
 /// password replaced by `***`.
@@ -38,46 +59,302 @@ pub enum RedisStoreError {
     Unreachable { url: String, reason: String },
 }
 
-/// The pool of a single server or of a cluster.
+/// The pool of a single server or of a cluster, and the connections that
+/// calls share. Clones share both.
 #[derive(Clone)]
-pub(super) enum Backend {
+pub(super) struct Backend {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    pool: Pools,
+    slots: Vec<Slot>,
+    /// The slot of the next call; calls take the slots in turn.
+    next_slot: AtomicUsize,
+    /// The id of the next lease, so a failure never replaces a newer
+    /// connection than the one that failed.
+    next_lease: AtomicU64,
+}
+
+enum Pools {
     Single(Pool),
     Cluster(cluster::Pool),
 }
 
-/// A pooled connection to a single server or a cluster. Commands go to the
+/// A connection checked out of the pool. Commands to a cluster go to the
 /// node that serves their first key, so a script's KEYS[1] decides.
-pub(super) enum Connection {
+enum Pooled {
     Single(deadpool_redis::Connection),
     Cluster(cluster::Connection),
 }
 
+/// A handle to a multiplexed connection; clones send on the same one.
+#[derive(Clone)]
+enum Multiplexed {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+/// One place for a shared connection.
+struct Slot {
+    lease: Mutex<Option<Lease>>,
+    /// Locked while a call gets a connection for this slot from the pool.
+    /// It contains the last failure to get one, which calls that waited
+    /// for that attempt return instead of trying again.
+    opening: tokio::sync::Mutex<Option<Failure>>,
+}
+
+/// A connection checked out for sharing, and the handle that calls clone.
+struct Lease {
+    id: u64,
+    handle: Multiplexed,
+    /// Kept so that the pool counts the connection as in use.
+    pooled: Pooled,
+}
+
+struct Failure {
+    at: Instant,
+    reason: String,
+}
+
+/// A connection for one call: a clone of a shared connection, and for
+/// blocking commands a connection of its own, taken from the pool when
+/// the first one is sent.
+pub(super) struct Connection {
+    backend: Backend,
+    slot: usize,
+    lease: u64,
+    shared: Multiplexed,
+    own: Option<Pooled>,
+}
+
 impl Backend {
+    fn new(pool: Pools) -> Self {
+        let slots = (0..SHARED_CONNECTIONS)
+            .map(|_| Slot {
+                lease: Mutex::new(None),
+                opening: tokio::sync::Mutex::new(None),
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Shared {
+                pool,
+                slots,
+                next_slot: AtomicUsize::new(0),
+                next_lease: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Returns a connection for one call, on the next shared connection.
+    /// Fails when that one is broken and the pool cannot open another.
     pub(super) async fn get(&self) -> Result<Connection, String> {
-        match self {
-            Self::Single(pool) => pool
+        let slots = &self.inner.slots;
+        let slot = self.inner.next_slot.fetch_add(1, Ordering::Relaxed) % slots.len();
+        let (lease, shared) = self.lease(slot).await?;
+        Ok(Connection {
+            backend: self.clone(),
+            slot,
+            lease,
+            shared,
+            own: None,
+        })
+    }
+
+    /// Returns the id and a handle of the shared connection in `slot`,
+    /// getting one from the pool when the slot is empty.
+    async fn lease(&self, slot: usize) -> Result<(u64, Multiplexed), String> {
+        let place = &self.inner.slots[slot];
+        if let Some(found) = place.current() {
+            return Ok(found);
+        }
+
+        let requested = Instant::now();
+        let mut last_failure = place.opening.lock().await;
+        if let Some(found) = place.current() {
+            return Ok(found);
+        }
+        // While Redis is down, calls queued behind a failed attempt fail
+        // with its reason, so each call waits for at most one attempt.
+        if let Some(failure) = last_failure.as_ref()
+            && failure.at >= requested
+        {
+            return Err(failure.reason.clone());
+        }
+        let pooled = match self.checkout().await {
+            Ok(pooled) => pooled,
+            Err(reason) => {
+                *last_failure = Some(Failure {
+                    at: Instant::now(),
+                    reason: reason.clone(),
+                });
+                return Err(reason);
+            }
+        };
+        *last_failure = None;
+        let id = self.inner.next_lease.fetch_add(1, Ordering::Relaxed);
+        let handle = pooled.handle();
+        *place.lock() = Some(Lease {
+            id,
+            handle: handle.clone(),
+            pooled,
+        });
+        Ok((id, handle))
+    }
+
+    /// Takes the shared connection `lease` out of `slot` and out of the
+    /// pool, unless it was replaced already. Calls in flight on it finish
+    /// or fail on their own clones.
+    fn discard(&self, slot: usize, lease: u64, err: &RedisError) {
+        let place = &self.inner.slots[slot];
+        let discarded = {
+            let mut current = place.lock();
+            match current.as_ref() {
+                Some(found) if found.id == lease => current.take(),
+                _ => None,
+            }
+        };
+        if let Some(discarded) = discarded {
+            tracing::warn!(error = %err, "replacing a failed redis connection");
+            discarded.pooled.detach();
+        }
+    }
+
+    /// Checks a connection out of the pool; deadpool checks an idle one
+    /// with a round trip first.
+    async fn checkout(&self) -> Result<Pooled, String> {
+        match &self.inner.pool {
+            Pools::Single(pool) => pool
                 .get()
                 .await
-                .map(Connection::Single)
+                .map(Pooled::Single)
                 .map_err(|e| e.to_string()),
-            Self::Cluster(pool) => pool
+            Pools::Cluster(pool) => pool
                 .get()
                 .await
-                .map(Connection::Cluster)
+                .map(Pooled::Cluster)
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Returns the pool's state as deadpool reports it. The shared connections
+    /// count as in use for as long as they work, whether calls are in
+    /// flight on them or not.
+    pub(super) fn pool_status(&self) -> Status {
+        match &self.inner.pool {
+            Pools::Single(pool) => pool.status(),
+            Pools::Cluster(pool) => pool.status(),
         }
     }
 
     /// Connections open and the pool's maximum.
     pub(super) fn status(&self) -> (usize, usize) {
+        let status = self.pool_status();
+        (status.size, status.max_size)
+    }
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Lease>> {
+        // The lock is held only to read or swap the lease, which leaves
+        // it whole even if a holder panicked.
+        self.lease.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn current(&self) -> Option<(u64, Multiplexed)> {
+        self.lock()
+            .as_ref()
+            .map(|lease| (lease.id, lease.handle.clone()))
+    }
+}
+
+impl Pooled {
+    fn handle(&self) -> Multiplexed {
         match self {
-            Self::Single(pool) => (pool.status().size, pool.status().max_size),
-            Self::Cluster(pool) => (pool.status().size, pool.status().max_size),
+            Self::Single(connection) => {
+                let connection: &MultiplexedConnection = connection;
+                Multiplexed::Single(connection.clone())
+            }
+            Self::Cluster(connection) => {
+                let connection: &ClusterConnection = connection;
+                Multiplexed::Cluster(connection.clone())
+            }
+        }
+    }
+
+    /// Takes the connection out of the pool, so it is closed once the
+    /// last handle is dropped instead of being handed out again.
+    fn detach(self) {
+        match self {
+            Self::Single(connection) => drop(deadpool_redis::Connection::take(connection)),
+            Self::Cluster(connection) => drop(cluster::Connection::take(connection)),
+        }
+    }
+}
+
+impl Connection {
+    /// Returns this call's own connection, checking it out of the pool on
+    /// first use.
+    async fn own(&mut self) -> RedisResult<&mut Pooled> {
+        let pooled = match self.own.take() {
+            Some(pooled) => pooled,
+            None => self.backend.checkout().await.map_err(|reason| {
+                RedisError::from((ErrorKind::Io, "no redis connection", reason))
+            })?,
+        };
+        Ok(self.own.insert(pooled))
+    }
+
+    /// Replaces the shared connection when `result` shows it broken: an
+    /// I/O error (a dropped connection or a response timeout) or an error
+    /// after which redis-rs would reconnect, such as an unreadable reply. Errors that Redis replies with leave the connection in use.
+    fn check<T>(&self, result: &RedisResult<T>) {
+        if let Err(err) = result
+            && (err.is_io_error() || err.is_unrecoverable_error())
+        {
+            self.backend.discard(self.slot, self.lease, err);
         }
     }
 }
 
 impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            if is_blocking(cmd) {
+                return self.own().await?.req_packed_command(cmd).await;
+            }
+            let result = self.shared.req_packed_command(cmd).await;
+            self.check(&result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            if pipeline.cmd_iter().any(is_blocking) {
+                let own = self.own().await?;
+                return own.req_packed_commands(pipeline, offset, count).await;
+            }
+            let result = self
+                .shared
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            self.check(&result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.shared.get_db()
+    }
+}
+
+impl ConnectionLike for Pooled {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(connection) => connection.req_packed_command(cmd),
@@ -103,6 +380,65 @@ impl ConnectionLike for Connection {
             Self::Cluster(connection) => connection.get_db(),
         }
     }
+}
+
+impl ConnectionLike for Multiplexed {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// Tells whether Redis may hold `cmd`'s reply back until something
+/// happens: `XREAD` or `XREADGROUP` with `BLOCK`, or one of the blocking
+/// list, sorted-set and replication commands.
+fn is_blocking(cmd: &Cmd) -> bool {
+    let mut args = cmd.args_iter().filter_map(|arg| match arg {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let Some(name) = args.next() else {
+        return false;
+    };
+    const BLOCKING: [&[u8]; 10] = [
+        b"BLPOP",
+        b"BRPOP",
+        b"BRPOPLPUSH",
+        b"BLMOVE",
+        b"BLMPOP",
+        b"BZPOPMIN",
+        b"BZPOPMAX",
+        b"BZMPOP",
+        b"WAIT",
+        b"WAITAOF",
+    ];
+    if BLOCKING.iter().any(|b| name.eq_ignore_ascii_case(b)) {
+        return true;
+    }
+    let reads_stream =
+        name.eq_ignore_ascii_case(b"XREAD") || name.eq_ignore_ascii_case(b"XREADGROUP");
+    reads_stream && args.any(|arg| arg.eq_ignore_ascii_case(b"BLOCK"))
 }
 
 impl RedisStore {
@@ -166,7 +502,7 @@ impl RedisStore {
         // NOTE: the cluster client keeps redis-rs's own response timeout;
         // the pool's create and recycle timeouts still bound a dead node.
         let store = Self {
-            backend: Backend::Cluster(pool),
+            backend: Backend::new(Pools::Cluster(pool)),
         };
         store.check(&redacted).await
     }
@@ -186,7 +522,7 @@ impl RedisStore {
     /// Wraps a pool that the caller built, without checking the server.
     pub fn from_pool(pool: Pool) -> Self {
         Self {
-            backend: Backend::Single(pool),
+            backend: Backend::new(Pools::Single(pool)),
         }
     }
 }

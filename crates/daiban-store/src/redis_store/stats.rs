@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use daiban_domain::CountyCode;
 use redis::Value;
 
-use super::connection::Backend;
 use super::keys::CountyKeys;
 use super::reply::{items, text, unexpected};
 use super::{RedisStore, command_failed};
@@ -83,11 +82,15 @@ impl RedisStore {
         })
     }
 
+    /// Reads the pool's state from deadpool. Calls do not hold a pooled
+    /// connection each: they share the few that `connection` keeps checked
+    /// out, and only blocking reads and the opening of a shared connection
+    /// check one out. So the connections in use are the shared ones and
+    /// the blocking reads in progress, whether calls are in flight or not,
+    /// and `waiting` counts only blocking reads and openings that wait for
+    /// a free connection.
     fn pool_use(&self) -> PoolUse {
-        let status = match &self.backend {
-            Backend::Single(pool) => pool.status(),
-            Backend::Cluster(pool) => pool.status(),
-        };
+        let status = self.backend.pool_status();
         PoolUse {
             size: status.size,
             available: status.available,
