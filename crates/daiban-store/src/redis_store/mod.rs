@@ -3,10 +3,9 @@
 //!
 //! Every state change is one Lua script (in `lua/`, each sent after
 //! `lua/common.lua`), so it is atomic and two processes never act on the
-//! same order twice. Only `submit` takes its sequence numbers with INCR
-//! before its script. When two submits of one request id race, the loser
-//! burns a number, which leaves a gap in the numbers and nothing else. The
-//! points rules stay in
+//! same order twice. `submit` is one script too: it looks up the request
+//! id and takes the sequence and daily numbers, so a retry, racing or
+//! not, takes no number. The points rules stay in
 //! Rust: the scripts get the points computed by
 //! `daiban_domain::points_tenths` and the month of `Period::of`.
 //!
@@ -90,10 +89,6 @@ use crate::{Event, MonthTotals, NewOrder, Settlement, Store, StoreError, Submitt
 /// Longest wait of one `read_events` call, below the connection's response
 /// timeout so that a quiet stream is not taken for a dead connection.
 const MAX_EVENT_WAIT: Duration = Duration::from_secs(2);
-
-/// How long the daily order-number counters are kept: long enough for any
-/// order of the day to be submitted, short enough not to pile up.
-const DAY_COUNTER_TTL_SECONDS: i64 = 3 * 24 * 3600;
 
 /// The store on Redis, through a pool of multiplexed connections. Clones
 /// share the pool.
@@ -189,109 +184,90 @@ impl RedisStore {
             .ok_or_else(|| unexpected(id, "the order's fields"))?;
         reply::order(id, fields)
     }
-
-    /// Reads the order that was submitted with `request_id`, if any.
-    async fn order_of_request(
-        &self,
-        keys: &CountyKeys,
-        county: &CountyCode,
-        request_id: &str,
-    ) -> Result<Option<WorkOrder>, StoreError> {
-        let key = keys.request(request_id);
-        let mut connection = self.connection().await?;
-        let sequence: Option<String> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut connection)
-            .await
-            .map_err(command_failed)?;
-        drop(connection);
-        let Some(sequence) = sequence else {
-            return Ok(None);
-        };
-
-        let sequence = sequence
-            .parse()
-            .map_err(|_| unexpected(&key, "a sequence number"))?;
-        match self.order(&OrderId::new(county.clone(), sequence)).await {
-            Ok(order) => Ok(Some(order)),
-            Err(StoreError::OrderNotFound(id)) => Err(StoreError::Corrupt {
-                order: id.to_string(),
-                reason: format!("request id {request_id:?} names this missing order"),
-            }),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Takes the next sequence number of the county and the next number of
-    /// the UTC+8 day of `create_time`.
-    async fn take_numbers(
-        &self,
-        keys: &CountyKeys,
-        create_time: DateTime<Utc>,
-    ) -> Result<(u64, u64), StoreError> {
-        let day_key = keys.day(&order_day(create_time));
-        let mut connection = self.connection().await?;
-        redis::pipe()
-            .atomic()
-            .incr(keys.sequence(), 1)
-            .incr(&day_key, 1)
-            .expire(&day_key, DAY_COUNTER_TTL_SECONDS)
-            .ignore()
-            .query_async(&mut connection)
-            .await
-            .map_err(command_failed)
-    }
 }
 
-/// Builds the ARGV of `submit.lua` after the prefix.
-fn submit_args(order: &WorkOrder, escalate_at: DateTime<Utc>) -> Vec<String> {
-    let grid_phase_until = match order.state {
-        OrderState::OfferedToGrid => millis(order.widen_time),
+/// Builds the ARGV of `submit.lua` after the prefix from `draft`, the new
+/// order with placeholder numbers, which the script leaves out and takes
+/// itself.
+fn submit_args(draft: &WorkOrder, escalate_at: DateTime<Utc>) -> Vec<String> {
+    let grid_phase_until = match draft.state {
+        OrderState::OfferedToGrid => millis(draft.widen_time),
         _ => String::new(),
     };
-    let grid = order.grid.as_ref().map(GridCode::to_string);
+    let grid = draft.grid.as_ref().map(GridCode::to_string);
     let mut args = vec![
-        order.id.sequence().to_string(),
-        order.request_id.clone().unwrap_or_default(),
+        draft.request_id.clone().unwrap_or_default(),
+        order_day(draft.create_time),
         grid_phase_until,
         grid.unwrap_or_default(),
         millis(escalate_at),
-        millis(order.create_time),
+        millis(draft.create_time),
     ];
-    for (field, value) in order_hash::encode(order) {
-        args.push(field.to_owned());
-        args.push(value);
+    for (field, value) in order_hash::encode(draft) {
+        if field != "number" && field != "claim_code" {
+            args.push(field.to_owned());
+            args.push(value);
+        }
     }
     args
 }
 
-/// Maps the reply of `submit.lua` for the new `order` to the result of
-/// `submit`.
-fn submitted(order: WorkOrder, value: Value) -> Result<Submitted, StoreError> {
-    let county = order.county.clone();
-    let items = items(value).ok_or_else(|| unexpected(&order.id, "an array"))?;
+/// Maps the reply of `submit.lua` to the result of `submit`, building a
+/// created order from `new` and the numbers the script took.
+fn submitted(new: NewOrder, value: Value) -> Result<Submitted, StoreError> {
+    let county = new.county.clone();
+    let items = items(value).ok_or_else(|| unexpected(&county, "an array"))?;
     match items.first().and_then(text).as_deref() {
-        Some("created") => Ok(Submitted::Created(order)),
+        Some("created") => created(new, items),
         Some("existing") => {
             let mut rest = items.into_iter().skip(1);
             let (Some(sequence), Some(fields)) = (rest.next(), rest.next()) else {
-                return Err(unexpected(&order.id, "the existing order"));
+                return Err(unexpected(&county, "the existing order"));
             };
             let id = OrderId::new(county.clone(), parse_sequence(&county, &sequence)?);
             reply::order(&id, fields).map(Submitted::Existing)
         }
         _ => {
             // `submit.lua` returns no failure but 'corrupt', so the action
-            // named here never reaches a `StateConflict`.
+            // named here never reaches a `StateConflict`. No order was
+            // created, so the error names sequence number 0.
+            let id = OrderId::new(county, 0);
             let call = Call {
-                id: &order.id,
+                id: &id,
                 action: "submitted",
                 agent: None,
             };
             script_result(Value::Array(items), &call)?;
-            Err(unexpected(&order.id, "'created' or 'existing'"))
+            Err(unexpected(&id, "'created' or 'existing'"))
         }
     }
+}
+
+/// Builds the order that `submit.lua` created from `new` and the script's
+/// reply `{'created', sequence, daily sequence, number, claim code}`. The
+/// script computes the number and the claim code as `daiban_domain` does,
+/// and a difference between the two makes the order `Corrupt`.
+fn created(new: NewOrder, items: Vec<Value>) -> Result<Submitted, StoreError> {
+    let county = new.county.clone();
+    let [_, sequence, daily, number, claim_code] = <[Value; 5]>::try_from(items)
+        .map_err(|_| unexpected(&county, "a created order's numbers"))?;
+    let sequence = parse_sequence(&county, &sequence)?;
+    let daily = text(&daily)
+        .and_then(|daily| daily.parse().ok())
+        .ok_or_else(|| unexpected(&county, "a daily sequence number"))?;
+    let order = new.into_order(sequence, daily);
+    let number = text(&number).unwrap_or_default();
+    let claim_code = text(&claim_code).unwrap_or_default();
+    if number != order.number || claim_code != order.claim_code {
+        return Err(StoreError::Corrupt {
+            order: order.id.to_string(),
+            reason: format!(
+                "submit.lua stored number {number:?} and claim code {claim_code:?}, expected {:?} and {:?}",
+                order.number, order.claim_code
+            ),
+        });
+    }
+    Ok(Submitted::Created(order))
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -311,26 +287,27 @@ fn command_failed(err: RedisError) -> StoreError {
 #[async_trait]
 impl Store for RedisStore {
     async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError> {
+        // One script looks up the request id, takes the numbers and writes
+        // the order, so a submit is one round trip.
         let keys = CountyKeys::new(&new.county);
-
-        // A retried request finds its order here without taking a sequence
-        // number. The script checks again, for a retry that races this one.
-        if let Some(request_id) = &new.request_id
-            && let Some(order) = self
-                .order_of_request(&keys, &new.county, request_id)
-                .await?
-        {
-            return Ok(Submitted::Existing(order));
+        let draft = new.clone().into_order(0, 0);
+        let mut invocation = SCRIPTS.submit.prepare_invoke();
+        invocation
+            .key(keys.sequence())
+            .key(keys.day(&order_day(draft.create_time)));
+        if let Some(request_id) = &draft.request_id {
+            invocation.key(keys.request(request_id));
         }
-
-        let (sequence, daily) = self.take_numbers(&keys, new.create_time).await?;
-        let escalate_at = new.escalate_at;
-        let order = new.into_order(sequence, daily);
-        let args = submit_args(&order, escalate_at);
-        let value = self
-            .invoke(&SCRIPTS.submit, &keys, keys.order(sequence), args)
-            .await?;
-        submitted(order, value)
+        invocation.arg(keys.prefix());
+        for arg in submit_args(&draft, new.escalate_at) {
+            invocation.arg(arg);
+        }
+        let mut connection = self.connection().await?;
+        let value = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(command_failed)?;
+        submitted(new, value)
     }
 
     async fn order(&self, id: &OrderId) -> Result<WorkOrder, StoreError> {

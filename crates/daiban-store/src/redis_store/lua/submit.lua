@@ -1,31 +1,60 @@
--- Creates an order, unless an order of the county already has its request
--- id.
+-- Creates an order with the county's next sequence number and the next
+-- number of its UTC+8 day, unless an order of the county already has its
+-- request id. A retry therefore takes no numbers.
 --
--- KEYS[1]: the new order's hash.
--- ARGV[2]: sequence number. ARGV[3]: request id or ''. ARGV[4]: end of the
--- grid phase, or '' for an order offered county-wide at once. ARGV[5]: grid
--- or ''. ARGV[6]: escalation time. ARGV[7]: create time. ARGV[8] on: field,
--- value pairs of the order's hash.
+-- KEYS[1]: the county's sequence counter. KEYS[2]: the counter of the
+-- create time's UTC+8 day. KEYS[3]: the request id's key, absent without a
+-- request id.
+-- ARGV[2]: request id or ''. ARGV[3]: the UTC+8 day of the create time, as
+-- yyyymmdd. ARGV[4]: end of the grid phase, or '' for an order offered
+-- county-wide at once. ARGV[5]: grid or ''. ARGV[6]: escalation time.
+-- ARGV[7]: create time. ARGV[8] on: field, value pairs of the order's hash,
+-- all but `number` and `claim_code`, which this script adds.
 --
--- Returns {'created'} or {'existing', sequence, fields of the order}.
-local key, seq, request_id = KEYS[1], ARGV[2], ARGV[3]
+-- Returns {'created', sequence, daily sequence, number, claim code} or
+-- {'existing', sequence, fields of the order}.
+local sequence_key, day_key, request_key = KEYS[1], KEYS[2], KEYS[3]
+local request_id, day = ARGV[2], ARGV[3]
 local grid_phase_until, grid, escalate_at, create_time = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
-if request_id ~= '' then
-  local request_key = prefix .. 'request:' .. request_id
+-- How long a day's counter is kept: long enough for any order of the day
+-- to be submitted, short enough not to pile up.
+local DAY_COUNTER_TTL_SECONDS = 3 * 24 * 3600
+-- The claim code is the sequence number times CLAIM_CODE_MULTIPLIER
+-- modulo CLAIM_CODE_MODULUS, as `daiban_domain::claim_code_for` computes
+-- it; `RedisStore::submit` checks that both agree. The product stays below
+-- 2^53, so Lua's doubles hold it exactly.
+local CLAIM_CODE_MODULUS = 1000000
+local CLAIM_CODE_MULTIPLIER = 737111
+
+if request_key then
   local existing = redis.call('GET', request_key)
   if existing then
     return {'existing', existing, redis.call('HGETALL', order_key(existing))}
   end
 end
+local next_sequence = tonumber(redis.call('GET', sequence_key) or '0') + 1
+local seq = tostring(next_sequence)
+local key = order_key(seq)
 if redis.call('EXISTS', key) == 1 then
   return {'err', 'corrupt', 'sequence number ' .. seq .. ' is already used by another order'}
 end
 
-if request_id ~= '' then
-  redis.call('SET', prefix .. 'request:' .. request_id, seq)
+redis.call('INCR', sequence_key)
+local daily = redis.call('INCR', day_key)
+redis.call('EXPIRE', day_key, DAY_COUNTER_TTL_SECONDS)
+local number = string.format('%s-%04d', day, daily)
+local claim_code = string.format('%06d',
+  (next_sequence % CLAIM_CODE_MODULUS) * CLAIM_CODE_MULTIPLIER % CLAIM_CODE_MODULUS)
+
+if request_key then
+  redis.call('SET', request_key, seq)
 end
-redis.call('HSET', key, unpack(ARGV, 8))
+local fields = {'number', number, 'claim_code', claim_code}
+for i = 8, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call('HSET', key, unpack(fields))
 if grid_phase_until ~= '' then
   redis.call('ZADD', prefix .. 'widen', grid_phase_until, seq)
   redis.call('ZADD', open_grid_key(grid), seq, seq)
@@ -36,4 +65,4 @@ redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
 track(seq, 'submitted', '', '', create_time)
 record(seq, 'submitted', '', create_time)
 announce('submitted', seq, create_time)
-return {'created'}
+return {'created', seq, daily, number, claim_code}
