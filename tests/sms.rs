@@ -1056,6 +1056,7 @@ async fn gateway_service_rejects_invalid() {
                 pb::ReceiveReplyRequest {
                     phone: phone.into(),
                     text: "737111".into(),
+                    reply_id: "gw-bad-phone".into(),
                     ..Default::default()
                 },
                 SMS_KEY,
@@ -1074,6 +1075,7 @@ async fn gateway_service_rejects_invalid() {
         .receive_reply(with_bearer(
             pb::ReceiveReplyRequest {
                 phone: STRANGER.into(),
+                reply_id: "gw-no-text".into(),
                 ..Default::default()
             },
             SMS_KEY,
@@ -1081,6 +1083,21 @@ async fn gateway_service_rejects_invalid() {
         .await
         .expect_err("no text");
     assert_eq!(bad_fields(&no_text), ["text"]);
+
+    // Without an id or a time, a repeat of the reply could not be told
+    // from a new one.
+    let no_identity = gateway
+        .receive_reply(with_bearer(
+            pb::ReceiveReplyRequest {
+                phone: STRANGER.into(),
+                text: "hi".into(),
+                ..Default::default()
+            },
+            SMS_KEY,
+        ))
+        .await
+        .expect_err("neither reply_id nor receive_time");
+    assert_eq!(bad_fields(&no_identity), ["reply_id"]);
 
     let report = pb::ReportDeliveryRequest {
         reports: vec![pb::DeliveryReport {

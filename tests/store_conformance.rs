@@ -92,7 +92,7 @@ conformance_tests!(
     sms_reports_match_once,
     sms_withdrawn_and_uncertain,
     sms_deferred_keeps_attempts,
-    replies_recorded_once,
+    replies_handled_once,
 );
 
 #[test]

@@ -38,7 +38,10 @@ impl Sms {
     /// The id that providers echo back in delivery reports, or an empty
     /// string.
     pub fn out_id(&self) -> String {
-        self.id.as_ref().map(ToString::to_string).unwrap_or_default()
+        self.id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 
     /// The recipient for logs: an agent's id and masked phone number, a

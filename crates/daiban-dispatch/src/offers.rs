@@ -40,7 +40,11 @@ impl Offers {
     /// from the order's times, not its state, so a late announcement of an
     /// order widened since still goes to the grid's agents only: the
     /// widening announcement covers the rest.
-    pub fn audience(&self, kind: AnnouncementKind, order: &WorkOrder) -> (String, Vec<SmsRecipient>) {
+    pub fn audience(
+        &self,
+        kind: AnnouncementKind,
+        order: &WorkOrder,
+    ) -> (String, Vec<SmsRecipient>) {
         match kind {
             AnnouncementKind::Submitted => {
                 let recipients = match (&order.grid, in_grid_phase(order)) {
@@ -54,9 +58,7 @@ impl Offers {
                 format!("released-{}", order.released_by.len()),
                 self.county(order, false),
             ),
-            AnnouncementKind::Escalated => {
-                ("escalated".to_owned(), vec![SmsRecipient::DutyDesk])
-            }
+            AnnouncementKind::Escalated => ("escalated".to_owned(), vec![SmsRecipient::DutyDesk]),
         }
     }
 

@@ -92,7 +92,9 @@ impl Template {
             Self::Escalation => "单号${number}超时无人抢单：${matter}，${grid}。请值班台跟进",
             Self::ClaimWon => "抢单成功：单号${number}，${matter}，${grid}。请尽快联系申请人办理",
             Self::ClaimLost => "单号${number}未抢到：${reason}。感谢参与",
-            Self::ReplyHelp => "未识别您的回复。抢单请回复短信中的6位抢单码，其他事项请在帮办APP中操作",
+            Self::ReplyHelp => {
+                "未识别您的回复。抢单请回复短信中的6位抢单码，其他事项请在帮办APP中操作"
+            }
             Self::ReplyStranger => {
                 "本号码未登记为帮办员，无法抢单。办事请通过政务APP、微信或网上大厅提交"
             }

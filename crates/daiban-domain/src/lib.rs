@@ -18,8 +18,7 @@ pub use directory::{
 };
 pub use order::{
     Applicant, Channel, OrderState, Rating, WorkOrder, WorkResult, claim_code_for,
-    claim_code_sequence, find_claim_code, order_day,
-    order_number,
+    claim_code_sequence, find_claim_code, order_day, order_number,
 };
 pub use points::{
     BonusRate, Period, format_points, format_yuan, points_tenths, yuan_per_point_to_fen,

@@ -264,7 +264,11 @@ mod tests {
             Some("737111")
         );
         assert_eq!(find_claim_code("７３７１１１").as_deref(), Some("737111"));
-        assert_eq!(find_claim_code("13812341234"), None, "a phone number is no code");
+        assert_eq!(
+            find_claim_code("13812341234"),
+            None,
+            "a phone number is no code"
+        );
         assert_eq!(find_claim_code("12345 好的"), None);
         assert_eq!(find_claim_code("好的"), None);
     }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use daiban_dispatch::{Notifier, Policy};
-use daiban_sms::Secret;
 use daiban_domain::{Agent, Directory, OrderId};
 use daiban_points::Points;
+use daiban_sms::Secret;
 use daiban_store::Store;
 use tokio::sync::{Notify, watch};
 use tonic::{Code, Request, Status};

@@ -144,17 +144,23 @@ impl SmsGatewayService for SmsGatewayApi {
         };
         let text = text_field(&mut violations, "text", &req.text, true, MAX_REPLY_CHARS);
         let reply_id = id_field(&mut violations, "reply_id", &req.reply_id);
+        let time = time_of(req.receive_time.as_ref());
+        if req.reply_id.trim().is_empty() && time.is_none() {
+            violations.add(
+                "reply_id",
+                "required unless receive_time is set: the gateway's id of this SMS, so a reply pushed twice is handled once",
+            );
+        }
         violations.into_result()?;
         let phone =
             phone.ok_or_else(|| invalid_field("phone", "required: the sender's mobile number"))?;
 
         let now = Utc::now();
-        let time = time_of(req.receive_time.as_ref());
         let key = match reply_id {
             Some(id) => format!("gateway:{id}"),
             None => {
                 // Without an id, the same phone, time and text is the same
-                // reply.
+                // reply; the check above makes sure the time is the sender's.
                 let mut hasher = Sha256::new();
                 hasher.update(phone.as_str().as_bytes());
                 hasher.update(time.unwrap_or(now).timestamp_millis().to_be_bytes());

@@ -157,19 +157,22 @@ pub async fn handle_reply(
                 time: reply.time.unwrap_or(now),
                 agent: agent.as_ref().map(|agent| agent.id.clone()),
             };
-            // TODO: the reply is marked seen before it is acted on, so when
-            // the store fails between the two, the provider's next push is
-            // taken for a repeat and the claim it carries is dropped.
-            if !app.store.record_reply(&county, &record, now).await? {
+            // A handler that fails before `finish_reply` leaves the reply
+            // to the provider's next push, a minute or more later.
+            if !app.store.start_reply(&county, &record, now).await? {
                 return Ok(ReplyOutcome::Duplicate);
             }
-            match agent {
+            let outcome = match agent {
                 Some(agent) if agent.active => act_on(app, agent, &reply.text, now).await?,
                 _ => {
                     answer_help(app, &county, phone, reply_stranger(), now).await?;
                     ReplyOutcome::UnknownPhone
                 }
-            }
+            };
+            app.store
+                .finish_reply(&county, &record, outcome_name(&outcome), now)
+                .await?;
+            outcome
         }
         // A number outside the mainland is no agent's and is not answered.
         (None, _) => ReplyOutcome::UnknownPhone,

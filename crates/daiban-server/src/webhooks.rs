@@ -137,7 +137,10 @@ async fn push(
             .into_response();
     };
     if let Err((status, message)) = check_secret(&app, secret.as_deref()) {
-        warn!(provider = provider.name(), "sms webhook rejected: {message}");
+        warn!(
+            provider = provider.name(),
+            "sms webhook rejected: {message}"
+        );
         return provider.answer(status, message);
     }
 
@@ -147,7 +150,10 @@ async fn push(
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
             let message = format!("body too large or broken: at most {MAX_BODY_BYTES} bytes");
-            warn!(provider = provider.name(), "sms webhook rejected: {message}");
+            warn!(
+                provider = provider.name(),
+                "sms webhook rejected: {message}"
+            );
             return provider.answer(StatusCode::PAYLOAD_TOO_LARGE, &message);
         }
         Err(_) => {
@@ -164,7 +170,12 @@ async fn push(
     };
     match handled {
         Ok(summary) => {
-            info!(provider = provider.name(), summary, elapsed_ms = (Utc::now() - now).num_milliseconds(), "sms webhook handled");
+            info!(
+                provider = provider.name(),
+                summary,
+                elapsed_ms = (Utc::now() - now).num_milliseconds(),
+                "sms webhook handled"
+            );
             provider.answer(StatusCode::OK, "")
         }
         Err(Failure::Invalid(err)) => {

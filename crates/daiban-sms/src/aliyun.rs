@@ -143,9 +143,7 @@ fn transient_code(code: &str) -> bool {
 #[async_trait]
 impl Notifier for AliyunNotifier {
     async fn send(&self, sms: Sms) -> Result<Sent, NotifyError> {
-        let Some(phone) = outcome::phone(&sms, self.duty_desk.as_ref()) else {
-            return Ok(Sent::default());
-        };
+        let phone = outcome::phone(&sms, self.duty_desk.as_ref())?;
         let target = Target::new(&sms);
         let body = self.form(&sms, phone.as_str(), Utc::now());
         let response = self

@@ -57,9 +57,7 @@ impl GatewayNotifier {
 #[async_trait]
 impl Notifier for GatewayNotifier {
     async fn send(&self, sms: Sms) -> Result<Sent, NotifyError> {
-        let Some(phone) = outcome::phone(&sms, self.duty_desk.as_ref()) else {
-            return Ok(Sent::default());
-        };
+        let phone = outcome::phone(&sms, self.duty_desk.as_ref())?;
         let target = Target::new(&sms);
         let request = GatewayRequest {
             phone: phone.as_str(),

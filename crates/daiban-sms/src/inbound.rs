@@ -242,7 +242,11 @@ pub fn aliyun_replies(body: &[u8]) -> Result<Vec<InboundReply>, InboundError> {
         .map(|(index, reply)| {
             let time = optional_time(index, "send_time", reply.send_time.clone())?;
             let text = reply_text(&reply.content);
-            let key = match reply.sequence_id.map(Id::into_text).map(|id| id.trim().to_owned()) {
+            let key = match reply
+                .sequence_id
+                .map(Id::into_text)
+                .map(|id| id.trim().to_owned())
+            {
                 Some(id) if !id.is_empty() && id.len() <= 64 => format!("aliyun:{id}"),
                 Some(id) if id.len() > 64 => {
                     return Err(field(index, "sequence_id", "longer than 64 characters"));
@@ -469,7 +473,7 @@ mod tests {
         assert_eq!(replies.len(), 1);
         assert_eq!(replies[0].time, DateTime::from_timestamp(1_763_859_600, 0));
         assert_eq!(
-            replies, 
+            replies,
             tencent_replies(reply.as_bytes()).expect("valid reply"),
             "the same push gives the same key"
         );

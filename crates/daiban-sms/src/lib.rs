@@ -75,7 +75,7 @@ pub fn log_settings(settings: &SmsSettings) {
     let desk = if settings.duty_desk.is_some() {
         "sent"
     } else {
-        "logged (DAIBAN_SMS_DUTY_DESK_PHONE unset)"
+        "not sent (DAIBAN_SMS_DUTY_DESK_PHONE unset)"
     };
     match &settings.provider {
         Provider::Log => info!("sms: logged, not sent (DAIBAN_SMS_PROVIDER unset)"),

@@ -4,25 +4,20 @@
 use daiban_dispatch::{NotifyError, Recipient, Sms};
 use daiban_domain::PhoneNumber;
 use reqwest::StatusCode;
-use tracing::info;
 
 /// Returns the number to send `sms` to. A note to the duty desk without a
-/// duty desk number gets `None` and is logged instead.
+/// duty desk number fails for good, so its record shows it was not sent.
 pub(crate) fn phone<'a>(
     sms: &'a Sms,
     duty_desk: Option<&'a PhoneNumber>,
-) -> Option<&'a PhoneNumber> {
+) -> Result<&'a PhoneNumber, NotifyError> {
     match (&sms.recipient, duty_desk) {
-        (Recipient::Agent { phone, .. } | Recipient::Phone(phone), _) => Some(phone),
-        (Recipient::DutyDesk, Some(phone)) => Some(phone),
-        (Recipient::DutyDesk, None) => {
-            info!(
-                sms.id = %sms.out_id(),
-                template = sms.message.template.name(),
-                "duty desk note logged, not sent (DAIBAN_SMS_DUTY_DESK_PHONE unset)"
-            );
-            None
-        }
+        (Recipient::Agent { phone, .. } | Recipient::Phone(phone), _) => Ok(phone),
+        (Recipient::DutyDesk, Some(phone)) => Ok(phone),
+        (Recipient::DutyDesk, None) => Err(NotifyError::Permanent {
+            recipient: sms.recipient_label(),
+            reason: "no duty desk number: set DAIBAN_SMS_DUTY_DESK_PHONE".into(),
+        }),
     }
 }
 

@@ -166,9 +166,7 @@ impl TencentNotifier {
 #[async_trait]
 impl Notifier for TencentNotifier {
     async fn send(&self, sms: Sms) -> Result<Sent, NotifyError> {
-        let Some(phone) = outcome::phone(&sms, self.duty_desk.as_ref()) else {
-            return Ok(Sent::default());
-        };
+        let phone = outcome::phone(&sms, self.duty_desk.as_ref())?;
         let target = Target::new(&sms);
         let settings = &self.settings;
         let request = SendSmsRequest {

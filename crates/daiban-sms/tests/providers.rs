@@ -15,11 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use daiban_dispatch::{Message, Notifier, NotifyError, Recipient, Sms, Template};
 use daiban_domain::{AgentId, CountyCode, OrderId, PhoneNumber};
-use daiban_store::sms::{SmsId, SmsRecipient};
 use daiban_sms::{
     AliyunNotifier, AliyunSettings, GatewayNotifier, GatewaySettings, Secret, TemplateCodes,
     TencentNotifier, TencentSettings, rpc_signature, tc3_authorization,
 };
+use daiban_store::sms::{SmsId, SmsRecipient};
 use percent_encoding::percent_decode_str;
 
 const KEY_ID: &str = "test-key-id";
@@ -368,7 +368,7 @@ async fn unreachable_provider_is_transient() {
 }
 
 #[tokio::test]
-async fn duty_desk_without_phone_is_logged_only() {
+async fn duty_desk_without_phone_fails() {
     let fake = Arc::new(Fake::default());
     let url = start(
         Router::new()
@@ -379,7 +379,15 @@ async fn duty_desk_without_phone_is_logged_only() {
     let mut note = sms();
     note.recipient = Recipient::DutyDesk;
 
-    aliyun_notifier(&url).send(note).await.unwrap();
+    let err = aliyun_notifier(&url).send(note).await.unwrap_err();
 
+    assert!(
+        matches!(err, NotifyError::Permanent { .. }),
+        "a missing duty desk number fails for good: {err}"
+    );
+    assert!(
+        err.to_string().contains("DAIBAN_SMS_DUTY_DESK_PHONE"),
+        "{err}"
+    );
     assert!(fake.received.lock().unwrap().is_empty());
 }

@@ -18,8 +18,8 @@ mod ledger;
 mod memory;
 pub mod overview;
 mod redis_store;
-pub mod stats;
 pub mod sms;
+pub mod stats;
 
 pub use ledger::{
     Delivery, FrozenStatement, Ledger, QuarterClose, QuarterClosing, QuarterTotals,
@@ -310,9 +310,7 @@ pub mod action {
 /// take `limit` handle at most that many orders and return what they
 /// handled; calling again handles the rest.
 #[async_trait]
-pub trait Store:
-    Ledger + Overview + sms::SmsStore + stats::Stats + Send + Sync + 'static
-{
+pub trait Store: Ledger + Overview + sms::SmsStore + stats::Stats + Send + Sync + 'static {
     /// Creates an order, or returns the existing one when an order of the
     /// same county already has `request_id`.
     async fn submit(&self, new: NewOrder) -> Result<Submitted, StoreError>;

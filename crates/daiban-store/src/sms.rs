@@ -22,6 +22,10 @@ pub const PROVIDER_ID_RETENTION: Duration = Duration::from_secs(3 * 24 * 3600);
 /// provider is recognised.
 pub const REPLY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// How long a reply being handled blocks a repeat of it. A handler that
+/// fails leaves the reply to the provider's next push after that.
+pub const REPLY_CLAIM: Duration = Duration::from_secs(60);
+
 /// The failed deliveries kept per county for `failed_sms`.
 pub const FAILED_SMS_KEPT: usize = 1000;
 
@@ -185,17 +189,28 @@ pub struct SmsDelivery {
 /// The result of one send, as `finish_sms` records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendResult {
-    Sent { provider_id: Option<String> },
+    Sent {
+        provider_id: Option<String>,
+    },
     /// A transient failure: the SMS is queued again for `at`.
-    Retry { at: DateTime<Utc>, error: String },
-    Failed { error: String },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
     /// The provider may have sent it; it is not sent again.
-    Uncertain { error: String },
+    Uncertain {
+        error: String,
+    },
     /// The order was no longer open, so the SMS was not sent.
     Withdrawn,
     /// Not tried: the SMS is queued again for `at`, and this take does not
     /// count as a try.
-    Defer { at: DateTime<Utc> },
+    Defer {
+        at: DateTime<Utc>,
+    },
 }
 
 /// Which SMS a delivery report is about.
@@ -297,17 +312,28 @@ pub trait SmsStore: Send + Sync {
     ) -> Result<Vec<SmsDelivery>, StoreError>;
 
     /// When the county's next queued SMS is due, if any.
-    async fn next_sms_due(&self, county: &CountyCode)
-    -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn next_sms_due(&self, county: &CountyCode) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Records a reply, unless one with the same key was recorded before.
-    /// Returns `false` for such a repeat, which the caller then ignores.
-    async fn record_reply(
+    /// Starts handling a reply, unless one with the same key was handled
+    /// or is being handled. Returns `false` for such a repeat, which the
+    /// caller then ignores. A reply never finished with `finish_reply`
+    /// (its handler failed) may be started again after `REPLY_CLAIM`.
+    async fn start_reply(
         &self,
         county: &CountyCode,
         reply: &InboundSms,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// Records a handled reply and what came of it (`outcome`), and keeps
+    /// its key for `REPLY_RETENTION`.
+    async fn finish_reply(
+        &self,
+        county: &CountyCode,
+        reply: &InboundSms,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Whether a phone may get a help answer to a reply now: at most one
     /// per `interval`, so an auto-responder cannot start an SMS loop.

@@ -78,7 +78,7 @@ cases!(
     sms_reports_match_once,
     sms_withdrawn_and_uncertain,
     sms_deferred_keeps_attempts,
-    replies_recorded_once,
+    replies_handled_once,
 );
 
 /// Runs every case of [`CASES`] against `store`, one after another.

@@ -13,7 +13,9 @@ use crate::{AnnouncementKind, Store};
 const LEASE: Duration = Duration::from_secs(30);
 
 fn recipients(ids: &[&str]) -> Vec<SmsRecipient> {
-    ids.iter().map(|id| SmsRecipient::Agent(agent(id))).collect()
+    ids.iter()
+        .map(|id| SmsRecipient::Agent(agent(id)))
+        .collect()
 }
 
 /// Returns the state of each SMS of the order, by recipient.
@@ -84,14 +86,17 @@ pub async fn sms_taken_once_and_finished(store: &dyn Store) {
     let fixture = Fixture::new();
     let order = create(store, fixture.order()).await;
     store
-        .queue_sms(None, &order.id, "submitted", &recipients(&["A1", "A2"]), at(0))
+        .queue_sms(
+            None,
+            &order.id,
+            "submitted",
+            &recipients(&["A1", "A2"]),
+            at(0),
+        )
         .await
         .expect("SMS can be queued");
     assert_eq!(
-        store
-            .next_sms_due(&fixture.county)
-            .await
-            .expect("readable"),
+        store.next_sms_due(&fixture.county).await.expect("readable"),
         Some(at(0)),
         "the queued SMS are due at once"
     );
@@ -175,10 +180,7 @@ pub async fn sms_taken_once_and_finished(store: &dyn Store) {
     assert_eq!(failed[0].id, second);
     assert_eq!(failed[0].error, "isv.MOBILE_NUMBER_ILLEGAL");
     assert_eq!(
-        store
-            .next_sms_due(&fixture.county)
-            .await
-            .expect("readable"),
+        store.next_sms_due(&fixture.county).await.expect("readable"),
         None,
         "nothing is left in the queue"
     );
@@ -234,7 +236,13 @@ pub async fn sms_reports_match_once(store: &dyn Store) {
     let fixture = Fixture::new();
     let order = create(store, fixture.order()).await;
     store
-        .queue_sms(None, &order.id, "submitted", &recipients(&["A1", "A2"]), at(0))
+        .queue_sms(
+            None,
+            &order.id,
+            "submitted",
+            &recipients(&["A1", "A2"]),
+            at(0),
+        )
         .await
         .expect("SMS can be queued");
     let taken = store
@@ -298,7 +306,10 @@ pub async fn sms_reports_match_once(store: &dyn Store) {
     let all = store.order_sms(&order.id).await.expect("readable");
     let failed = all.iter().find(|sms| sms.id == taken[1].id).expect("found");
     assert_eq!(failed.state, SmsState::Failed);
-    assert_eq!(failed.error, "MK:0001 用户关机", "the carrier's error is kept");
+    assert_eq!(
+        failed.error, "MK:0001 用户关机",
+        "the carrier's error is kept"
+    );
     assert_eq!(failed.report_time, Some(at(1)), "the first report's time");
 
     // A send result that comes after the report does not undo it.
@@ -349,7 +360,13 @@ pub async fn sms_withdrawn_and_uncertain(store: &dyn Store) {
     let fixture = Fixture::new();
     let order = create(store, fixture.order()).await;
     store
-        .queue_sms(None, &order.id, "submitted", &recipients(&["A1", "A2"]), at(0))
+        .queue_sms(
+            None,
+            &order.id,
+            "submitted",
+            &recipients(&["A1", "A2"]),
+            at(0),
+        )
         .await
         .expect("SMS can be queued");
     let taken = store
@@ -403,10 +420,7 @@ pub async fn sms_deferred_keeps_attempts(store: &dyn Store) {
         .await
         .expect("finish succeeds");
     assert_eq!(
-        store
-            .next_sms_due(&fixture.county)
-            .await
-            .expect("readable"),
+        store.next_sms_due(&fixture.county).await.expect("readable"),
         Some(at(2)),
         "a deferred SMS is due at its new time"
     );
@@ -418,7 +432,7 @@ pub async fn sms_deferred_keeps_attempts(store: &dyn Store) {
     assert_eq!(again[0].attempts, 1, "a deferral is not counted as a try");
 }
 
-pub async fn replies_recorded_once(store: &dyn Store) {
+pub async fn replies_handled_once(store: &dyn Store) {
     let fixture = Fixture::new();
     let phone = daiban_domain::PhoneNumber::parse("13812341234").expect("valid phone");
     let reply = InboundSms {
@@ -430,15 +444,36 @@ pub async fn replies_recorded_once(store: &dyn Store) {
     };
     let results = join_all(
         (0..3)
-            .map(|_| store.record_reply(&fixture.county, &reply, at(0)))
+            .map(|_| store.start_reply(&fixture.county, &reply, at(0)))
             .collect(),
     )
     .await;
     let fresh = results
         .into_iter()
-        .filter(|result| *result.as_ref().expect("reply can be recorded"))
+        .filter(|result| *result.as_ref().expect("reply can be started"))
         .count();
-    assert_eq!(fresh, 1, "a reply pushed several times is recorded once");
+    assert_eq!(fresh, 1, "a reply pushed several times is handled once");
+
+    // A handler that died leaves the reply to a later push.
+    let later = at(0) + chrono::Duration::seconds(61);
+    assert!(
+        store
+            .start_reply(&fixture.county, &reply, later)
+            .await
+            .expect("reply can be started"),
+        "an unfinished reply may be handled again after its claim"
+    );
+    store
+        .finish_reply(&fixture.county, &reply, "claimed", later)
+        .await
+        .expect("reply can be finished");
+    assert!(
+        !store
+            .start_reply(&fixture.county, &reply, at(60))
+            .await
+            .expect("reply can be started"),
+        "a finished reply is a repeat"
+    );
 
     let interval = Duration::from_secs(3600);
     assert!(

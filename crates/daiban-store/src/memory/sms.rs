@@ -2,7 +2,7 @@
 //! store's one mutex. Nothing expires: the process keeps nothing across
 //! restarts anyway.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,8 +11,8 @@ use daiban_domain::{CountyCode, OrderId, PhoneNumber};
 
 use super::MemoryStore;
 use crate::sms::{
-    DeliveryReport, FAILED_SMS_KEPT, InboundSms, ReportOutcome, ReportTarget, SendResult,
-    SmsDelivery, SmsId, SmsRecipient, SmsState, SmsStore,
+    DeliveryReport, FAILED_SMS_KEPT, InboundSms, REPLY_CLAIM, ReportOutcome, ReportTarget,
+    SendResult, SmsDelivery, SmsId, SmsRecipient, SmsState, SmsStore,
 };
 use crate::{AnnouncementKind, StoreError, to_millis};
 
@@ -29,7 +29,9 @@ pub(super) struct SmsBook {
     provider_ids: HashMap<String, SmsId>,
     /// The latest failed SMS, newest last.
     failed: VecDeque<SmsId>,
-    replies: HashSet<String>,
+    /// Replies by key: whether handled, and until when (in ms) a reply
+    /// being handled blocks a repeat.
+    replies: HashMap<String, (bool, i64)>,
     /// When each phone last got a help answer, in ms.
     helped: HashMap<PhoneNumber, i64>,
 }
@@ -285,10 +287,7 @@ impl SmsStore for MemoryStore {
         }))
     }
 
-    async fn next_sms_due(
-        &self,
-        county: &CountyCode,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_sms_due(&self, county: &CountyCode) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self.peek_county(county, |county| {
             county
                 .sms
@@ -298,15 +297,38 @@ impl SmsStore for MemoryStore {
         }))
     }
 
-    async fn record_reply(
+    async fn start_reply(
         &self,
         county: &CountyCode,
         reply: &InboundSms,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let now = now.timestamp_millis();
         Ok(self.peek_county(county, |county| {
-            county.sms.replies.insert(reply.key.clone())
+            let seen = county.sms.replies.get(&reply.key);
+            if seen.is_some_and(|&(handled, until)| handled || until > now) {
+                return false;
+            }
+            let until = now.saturating_add(millis(REPLY_CLAIM));
+            county.sms.replies.insert(reply.key.clone(), (false, until));
+            true
         }))
+    }
+
+    async fn finish_reply(
+        &self,
+        county: &CountyCode,
+        reply: &InboundSms,
+        _outcome: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.peek_county(county, |county| {
+            county
+                .sms
+                .replies
+                .insert(reply.key.clone(), (true, i64::MAX));
+        });
+        Ok(())
     }
 
     async fn allow_help_answer(

@@ -8,8 +8,9 @@
 //!   time of failure.
 //! - `smsid:<provider id>` (string, kept `PROVIDER_ID_RETENTION`): the SMS
 //!   a provider's message id belongs to.
-//! - `reply:<key>` (string, kept `REPLY_RETENTION`): marks a reply as seen;
-//!   `replies` (stream, capped): the replies, with masked phone numbers.
+//! - `reply:<key>` (string, kept `REPLY_RETENTION`): `pending:<until>`
+//!   while a reply is handled, then `done`; `replies` (stream, capped):
+//!   the handled replies and their outcomes, with masked phone numbers.
 //! - `helped:<phone>` (string): marks a phone that got a help answer.
 
 use std::sync::LazyLock;
@@ -25,9 +26,9 @@ use super::order_hash::{millis, parse_millis};
 use super::reply::{items, pairs, text, unexpected};
 use super::{RedisStore, command_failed};
 use crate::sms::{
-    DeliveryReport, FAILED_SMS_KEPT, InboundSms, PROVIDER_ID_RETENTION, REPLY_RETENTION,
-    ReportOutcome, ReportTarget, SMS_RETENTION, SendResult, SmsDelivery, SmsId, SmsRecipient,
-    SmsState, SmsStore,
+    DeliveryReport, FAILED_SMS_KEPT, InboundSms, PROVIDER_ID_RETENTION, REPLY_CLAIM,
+    REPLY_RETENTION, ReportOutcome, ReportTarget, SMS_RETENTION, SendResult, SmsDelivery, SmsId,
+    SmsRecipient, SmsState, SmsStore,
 };
 use crate::{AnnouncementKind, StoreError};
 
@@ -286,9 +287,7 @@ impl SmsStore for RedisStore {
                 .ok_or_else(|| unexpected(order, expected))?;
             found.push(delivery);
         }
-        found.sort_by(|a, b| {
-            (a.queue_time, a.id.field()).cmp(&(b.queue_time, b.id.field()))
-        });
+        found.sort_by_key(|sms| (sms.queue_time, sms.id.field()));
         Ok(found)
     }
 
@@ -312,10 +311,7 @@ impl SmsStore for RedisStore {
         decode_list(county, value)
     }
 
-    async fn next_sms_due(
-        &self,
-        county: &CountyCode,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_sms_due(&self, county: &CountyCode) -> Result<Option<DateTime<Utc>>, StoreError> {
         let keys = CountyKeys::new(county);
         let mut connection = self.connection().await?;
         let first: Vec<(String, i64)> = redis::cmd("ZRANGE")
@@ -331,14 +327,39 @@ impl SmsStore for RedisStore {
             .and_then(|(_, at)| DateTime::from_timestamp_millis(*at)))
     }
 
-    async fn record_reply(
+    async fn start_reply(
         &self,
         county: &CountyCode,
         reply: &InboundSms,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let keys = CountyKeys::new(county);
+        let until = now + chrono::Duration::from_std(REPLY_CLAIM).unwrap_or_default();
         let args = vec![
+            "start".to_owned(),
+            ms(REPLY_RETENTION),
+            millis(now),
+            millis(until),
+        ];
+        let value = self
+            .run(&SCRIPTS.record_reply, &keys, keys.reply(&reply.key), args)
+            .await?;
+        match value {
+            Value::Int(started) => Ok(started == 1),
+            _ => Err(unexpected(county, "whether the reply may be handled")),
+        }
+    }
+
+    async fn finish_reply(
+        &self,
+        county: &CountyCode,
+        reply: &InboundSms,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let keys = CountyKeys::new(county);
+        let args = vec![
+            "finish".to_owned(),
             ms(REPLY_RETENTION),
             reply.phone.masked(),
             reply
@@ -348,15 +369,12 @@ impl SmsStore for RedisStore {
                 .unwrap_or_default(),
             mask_digit_runs(&reply.text),
             millis(reply.time.min(now)),
+            outcome.to_owned(),
             REPLIES_KEPT.to_string(),
         ];
-        let value = self
-            .run(&SCRIPTS.record_reply, &keys, keys.reply(&reply.key), args)
+        self.run(&SCRIPTS.record_reply, &keys, keys.reply(&reply.key), args)
             .await?;
-        match value {
-            Value::Int(recorded) => Ok(recorded == 1),
-            _ => Err(unexpected(county, "whether the reply was recorded")),
-        }
+        Ok(())
     }
 
     async fn allow_help_answer(
