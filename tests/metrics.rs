@@ -202,7 +202,8 @@ async fn metrics_count_calls_claims_and_widening() {
     assert!(sample(&samples, "daiban_sms_total", &[("result", "sent")]) > 0.0);
 
     // The store's gauges, refreshed every second: the settlement consumer
-    // handles the county's events, and the calls above used the pool.
+    // handles the county's events, the calls above used the pool, and one
+    // order is claimed.
     let deadline = Instant::now() + Duration::from_secs(5);
     let samples = loop {
         let samples = scrape(metrics_port);
@@ -212,15 +213,46 @@ async fn metrics_count_calls_claims_and_widening() {
                 BTreeMap::from([("county".to_owned(), "431127".to_owned())]),
             ))
             .copied();
-        if lag == Some(0.0) {
+        // Gauges read before the claim above may still show.
+        let claimed = samples
+            .get(&(
+                "daiban_orders".to_owned(),
+                BTreeMap::from([
+                    ("county".to_owned(), "431127".to_owned()),
+                    ("state".to_owned(), "claimed".to_owned()),
+                ]),
+            ))
+            .copied();
+        if lag == Some(0.0) && claimed == Some(1.0) {
             break samples;
         }
         assert!(
             Instant::now() < deadline,
-            "the settlement consumer did not catch up: lag {lag:?}"
+            "the gauges did not catch up: lag {lag:?}, claimed orders {claimed:?}"
         );
         sleep(Duration::from_millis(100)).await;
     };
+    // Orders by state: of the two orders, one is claimed.
+    let orders = |state: &str| {
+        sample(
+            &samples,
+            "daiban_orders",
+            &[("county", "431127"), ("state", state)],
+        )
+    };
+    assert_eq!(orders("claimed"), 1.0);
+    let all: f64 = [
+        "offered_to_grid",
+        "offered_to_county",
+        "claimed",
+        "completed",
+        "settled",
+        "cancelled",
+    ]
+    .into_iter()
+    .map(orders)
+    .sum();
+    assert_eq!(all, 2.0, "every order is counted in one state");
     assert_eq!(sample(&samples, "daiban_redis_pool_max_size", &[]), 32.0);
     let size = sample(&samples, "daiban_redis_pool_size", &[]);
     assert!(size >= 1.0, "connections open: {size}");

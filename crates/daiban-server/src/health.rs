@@ -23,16 +23,17 @@ use tonic_health::server::{HealthReporter, HealthService};
 use tracing::{info, warn};
 
 use crate::error;
-use crate::metrics::record_store_stats;
+use crate::metrics::{record_state_counts, record_store_stats};
 
 /// The services whose status is reported; the empty name stands for the
 /// server as a whole.
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "",
     "daiban.v1.WorkOrderService",
     "daiban.v1.AgentService",
     "daiban.v1.PointsService",
     "daiban.v1.DirectoryService",
+    "daiban.v1.SmsGatewayService",
 ];
 
 /// Time between two checks of the store.
@@ -170,9 +171,20 @@ pub async fn watch_store(
 /// Reads the store's figures into the metrics. A failure is logged once
 /// until the next success, and leaves the gauges at their last values.
 async fn refresh_stats(store: &dyn Store, counties: &[CountyCode], failing: &mut bool) {
-    match tokio::time::timeout(PING_TIMEOUT, store.stats(counties)).await {
-        Ok(Ok(stats)) => {
+    let read = async {
+        let stats = store.stats(counties).await?;
+        let mut states = Vec::with_capacity(counties.len());
+        for county in counties {
+            states.push((county, store.state_counts(county).await?));
+        }
+        Ok::<_, daiban_store::StoreError>((stats, states))
+    };
+    match tokio::time::timeout(PING_TIMEOUT, read).await {
+        Ok(Ok((stats, states))) => {
             record_store_stats(&stats);
+            for (county, counts) in states {
+                record_state_counts(county, &counts);
+            }
             *failing = false;
         }
         Ok(Err(err)) if !*failing => {

@@ -10,8 +10,13 @@
 //!   loss (`ORDER_ALREADY_CLAIMED`, `ORDER_RESERVED_FOR_GRID`, …).
 //! - `widening_lag_seconds`: histogram of how late after its deadline each
 //!   order widened (dispatcher).
-//! - `sms_total{result}`: offer SMS handed to the notifier, `sent` or
-//!   `failed` (dispatcher).
+//! - `sms_total{result}`: SMS sends by result, `sent`, `retried`, `failed`,
+//!   `unknown` (may have been sent), `withdrawn` (the order closed first)
+//!   or `deferred` (the phone's turn was far off) (dispatcher).
+//! - `sms_reports_total{result}`: delivery reports, `recorded`,
+//!   `duplicate` or `unmatched`.
+//! - `sms_replies_total{outcome}`: SMS replies, `claimed`, `claim_lost`,
+//!   `not_understood`, `unknown_phone` or `duplicate`.
 //! - `store_up`: 1 while the store responds to PING, else 0.
 //!
 //! Gauges read from the store every second while it responds (health):
@@ -24,14 +29,19 @@
 //!   `redis_pool_max_size`: connections open, idle among them, calls
 //!   waiting for one, and the pool's maximum.
 //!
-//! The memory store has neither figure, so without `DAIBAN_REDIS_URL`
-//! these gauges are absent.
+//! - `orders{county, state}`: orders by state. On Redis these count the
+//!   changes made since the counts were introduced, so orders last changed
+//!   before are missing.
+//!
+//! The memory store has no lag or pool figure, so without
+//! `DAIBAN_REDIS_URL` those gauges are absent.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use daiban_domain::{CountyCode, OrderState};
 use daiban_store::stats::StoreStats;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tonic::codegen::http;
@@ -68,6 +78,18 @@ pub fn record_store_stats(stats: &StoreStats) {
         metrics::gauge!("daiban_redis_pool_available").set(pool.available as f64);
         metrics::gauge!("daiban_redis_pool_waiting").set(pool.waiting as f64);
         metrics::gauge!("daiban_redis_pool_max_size").set(pool.max_size as f64);
+    }
+}
+
+/// Sets the order-count gauges of one county.
+pub fn record_state_counts(county: &CountyCode, counts: &[(OrderState, u64)]) {
+    for (state, count) in counts {
+        metrics::gauge!(
+            "daiban_orders",
+            "county" => county.to_string(),
+            "state" => state.as_str(),
+        )
+        .set(*count as f64);
     }
 }
 
