@@ -1,36 +1,19 @@
-//! The operator console: the store queries behind it on both stores, and
-//! its pages in headless Chromium against a service started here.
+//! The operator console's pages in headless Chromium against a service
+//! started here. Its store queries are conformance cases
+//! (tests/store_conformance.rs).
+//!
+//! Screenshots of each page go to `target/console-screenshots/`, or, with
+//! `DAIBAN_UPDATE_SCREENSHOTS=1`, to `docs/console/` for the README.
 
 use std::time::{Duration, Instant};
 
 use daiban_domain::Quarter;
 use daiban_proto::v1 as pb;
-use daiban_store::conformance::{OVERVIEW_CASES, run_overview};
-use daiban_store::{MemoryStore, RedisStore};
-use daiban_tests::redis::RedisServer;
 use daiban_tests::service::{ADMIN_KEY, APP_KEY, agent_token};
 use daiban_tests::{
     Config, agents_outside, demo_directory, grid_agents, precise_request, spawn_app, with_bearer,
 };
 use fantoccini::Locator;
-
-#[tokio::test]
-async fn overview_cases_pass_in_memory() {
-    for name in OVERVIEW_CASES {
-        run_overview(name, &MemoryStore::new()).await;
-    }
-}
-
-#[tokio::test]
-async fn overview_cases_pass_on_redis() {
-    let server = RedisServer::start();
-    let store = RedisStore::connect(&server.url())
-        .await
-        .unwrap_or_else(|err| panic!("connect to the test server: {err}"));
-    for name in OVERVIEW_CASES {
-        run_overview(name, &store).await;
-    }
-}
 
 /// Chromedriver on a free loopback port with a fresh profile folder, and
 /// a WebDriver session of headless Chromium. Dropping it ends both.
@@ -139,8 +122,8 @@ impl Browser {
         }
     }
 
-    /// Saves a screenshot of the page as `docs/console/<name>.png`, and
-    /// checks that the page shows no whole phone number.
+    /// Saves a screenshot of the page as `<name>.png`, and checks that
+    /// the page shows no whole phone number.
     async fn keep(&self, name: &str) {
         let source = self.client.source().await.expect("page source");
         assert!(
@@ -151,8 +134,13 @@ impl Browser {
             panic!("{name} shows the whole mobile number {phone}");
         }
         let png = self.client.screenshot().await.expect("screenshot");
-        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
-        std::fs::create_dir_all(&folder).expect("create docs/console");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let folder = if std::env::var_os("DAIBAN_UPDATE_SCREENSHOTS").is_some() {
+            root.join("docs/console")
+        } else {
+            root.join("target/console-screenshots")
+        };
+        std::fs::create_dir_all(&folder).expect("create the screenshot folder");
         std::fs::write(folder.join(format!("{name}.png")), png).expect("write the screenshot");
     }
 

@@ -79,6 +79,12 @@ cases!(
     sms_withdrawn_and_uncertain,
     sms_deferred_keeps_attempts,
     replies_handled_once,
+    state_counts_follow_changes,
+    open_board_lists_grid_phase_first,
+    day_stats_count_claims_by_phase,
+    orders_found_by_number_phone_and_agent,
+    order_changes_match_events,
+    console_secret_is_kept,
 );
 
 /// Runs every case of [`CASES`] against `store`, one after another.

@@ -1,7 +1,4 @@
 //! Cases of the console's queries, the [`Overview`](crate::Overview) trait.
-//!
-//! They have a list of their own, [`OVERVIEW_CASES`], run by
-//! [`run_overview`].
 
 use chrono::{Duration, NaiveDate};
 use daiban_domain::{OrderState, PhoneNumber, Rating};
@@ -9,35 +6,6 @@ use daiban_domain::{OrderState, PhoneNumber, Rating};
 use super::fixture::{Fixture, agent, at, create, create_claimed, ids, work_result};
 use crate::overview::GridClaims;
 use crate::{NewOrder, Store};
-
-/// The names of the console's cases, in the order they run.
-pub const OVERVIEW_CASES: &[&str] = &[
-    "state_counts_follow_changes",
-    "open_board_lists_grid_phase_first",
-    "day_stats_count_claims_by_phase",
-    "orders_found_by_number_phone_and_agent",
-    "order_changes_match_events",
-    "console_secret_is_kept",
-];
-
-/// Runs the console's case called `name`.
-///
-/// # Panics
-///
-/// When the case fails, or when no case has that name.
-pub async fn run_overview(name: &str, store: &dyn Store) {
-    match name {
-        "state_counts_follow_changes" => state_counts_follow_changes(store).await,
-        "open_board_lists_grid_phase_first" => open_board_lists_grid_phase_first(store).await,
-        "day_stats_count_claims_by_phase" => day_stats_count_claims_by_phase(store).await,
-        "orders_found_by_number_phone_and_agent" => {
-            orders_found_by_number_phone_and_agent(store).await;
-        }
-        "order_changes_match_events" => order_changes_match_events(store).await,
-        "console_secret_is_kept" => console_secret_is_kept(store).await,
-        _ => panic!("no overview case is called {name:?}; see OVERVIEW_CASES"),
-    }
-}
 
 pub async fn state_counts_follow_changes(store: &dyn Store) {
     let f = Fixture::new();
