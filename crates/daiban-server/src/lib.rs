@@ -20,6 +20,7 @@ mod metrics;
 mod points;
 mod sms_gateway;
 mod sms_inbox;
+mod tls;
 mod webhooks;
 mod work_orders;
 
@@ -112,19 +113,6 @@ fn send_policy(sms: &daiban_sms::SmsSettings) -> SendPolicy {
     }
 }
 
-/// Reads the TLS certificate chain and private key, both PEM.
-fn load_tls(files: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|err| ServeError::Tls {
-            path: path.display().to_string(),
-            reason: err.to_string(),
-        })
-    };
-    let identity =
-        tonic::transport::Identity::from_pem(read(&files.certificate)?, read(&files.private_key)?);
-    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
-}
-
 /// A service bound to its address, ready to run.
 pub struct Service {
     app: app::App,
@@ -134,7 +122,7 @@ pub struct Service {
     /// Tells the dispatcher, the live-offer readers and the streams to
     /// stop.
     stop: watch::Sender<bool>,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Service {
@@ -222,7 +210,7 @@ impl Service {
         };
 
         // Loaded before listening, so a bad file stops the start.
-        let tls = settings.tls.as_ref().map(load_tls).transpose()?;
+        let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
         if tls.is_some() {
             info!("tls: on");
         }
@@ -295,13 +283,8 @@ impl Service {
             .map_err(|err| ServeError::Reflection(err.to_string()))?;
 
         let app = self.app;
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let mut stopping = stop.subscribe();
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = self.tls {
-            builder = builder.tls_config(tls).map_err(ServeError::Transport)?;
-        }
+        let builder = tonic::transport::Server::builder();
         let routes = tonic::service::Routes::from(http::router(app.clone()))
             .add_service(health_service)
             .add_service(reflection)
@@ -328,16 +311,28 @@ impl Service {
             );
         // HTTP/1.1 is accepted for the webhooks and the console; gRPC
         // clients speak HTTP/2 as before.
-        let server = builder
+        let router = builder
             .accept_http1(true)
             .layer(metrics::CallsLayer)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, async {
-                shutdown.await;
-                info!("shutting down: no new calls accepted, streams closed");
-                // Streams would otherwise keep the server draining forever.
-                let _ = stop.send(true);
-            });
+            .add_routes(routes);
+        let signal = async {
+            shutdown.await;
+            info!("shutting down: no new calls accepted, streams closed");
+            // Streams would otherwise keep the server draining forever.
+            let _ = stop.send(true);
+        };
+        let server: std::pin::Pin<
+            Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + '_>,
+        > = match self.tls {
+            Some(config) => Box::pin(
+                router.serve_with_incoming_shutdown(tls::incoming(self.listener, config), signal),
+            ),
+            None => {
+                let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
+                    .with_nodelay(Some(true));
+                Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+            }
+        };
         // In-flight calls get DRAIN_DEADLINE to finish after shutdown
         // starts; a call stuck longer does not keep the process alive.
         let served = tokio::select! {
