@@ -60,7 +60,7 @@ pub enum ServeError {
     Redis(String),
     #[error("DAIBAN_SMS_PROVIDER: {0}")]
     Sms(String),
-    #[error("failed to listen on {addr}")]
+    #[error("DAIBAN_LISTEN: failed to listen on {addr}; free the port or choose another")]
     Listen {
         addr: SocketAddr,
         #[source]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use daiban_domain::AgentId;
+use daiban_server::config::ConfigError;
 use daiban_server::{DirectorySource, Service, Settings, load_directory};
 use tracing_subscriber::EnvFilter;
 
@@ -78,14 +79,29 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => {
-            init_logging()?;
+            // Both are read before either is reported, so one start lists
+            // every invalid variable.
+            let format = log_format();
+            let settings = Settings::from_env();
+            let (json, settings) = match (format, settings) {
+                (Ok(json), Ok(settings)) => (json, settings),
+                (format, settings) => {
+                    let mut errors: Vec<String> = format.err().into_iter().collect();
+                    if let Err(ConfigError(more)) = settings {
+                        errors.extend(more);
+                    }
+                    errors.sort();
+                    bail!("invalid configuration:\n{}", errors.join("\n"));
+                }
+            };
+            init_logging(json);
             let runtime =
                 tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
-            runtime.block_on(serve())
+            runtime.block_on(serve(settings))
         }
         Command::Token(TokenCommand::Agent(args)) => print_agent_token(&args),
         Command::Replay(args) => {
-            init_logging()?;
+            init_logging(log_format().map_err(anyhow::Error::msg)?);
             let runtime =
                 tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
             runtime.block_on(replay::run(args))
@@ -100,19 +116,25 @@ fn client_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("failed to start the tokio runtime")
 }
 
-/// Sets up logging: text on a terminal and JSON lines otherwise, unless
+/// Returns whether to log JSON lines: off a terminal, unless
 /// `DAIBAN_LOG_FORMAT` says `text` or `json`.
-fn init_logging() -> Result<()> {
-    let terminal = std::io::stdout().is_terminal();
-    let json = match std::env::var("DAIBAN_LOG_FORMAT")
+fn log_format() -> Result<bool, String> {
+    match std::env::var("DAIBAN_LOG_FORMAT")
         .unwrap_or_default()
         .trim()
     {
-        "" | "auto" => !terminal,
-        "json" => true,
-        "text" => false,
-        other => bail!("DAIBAN_LOG_FORMAT: expected auto, text or json, got {other:?}"),
-    };
+        "" | "auto" => Ok(!std::io::stdout().is_terminal()),
+        "json" => Ok(true),
+        "text" => Ok(false),
+        other => Err(format!(
+            "DAIBAN_LOG_FORMAT: expected auto, text or json, got {other:?}"
+        )),
+    }
+}
+
+/// Sets up logging, as JSON lines when `json`, else as text.
+fn init_logging(json: bool) {
+    let terminal = std::io::stdout().is_terminal();
     let filter = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
         Err(err) => {
@@ -135,11 +157,9 @@ fn init_logging() -> Result<()> {
         // Colours only on a terminal, so log files hold plain text.
         builder.with_ansi(terminal).init();
     }
-    Ok(())
 }
 
-async fn serve() -> Result<()> {
-    let settings = Settings::from_env()?;
+async fn serve(settings: Settings) -> Result<()> {
     let service = Service::bind(&settings).await?;
     service.run(shutdown_signal()).await?;
     Ok(())
