@@ -196,7 +196,6 @@ fn submit_args(draft: &WorkOrder, escalate_at: DateTime<Utc>) -> Vec<String> {
     };
     let grid = draft.grid.as_ref().map(GridCode::to_string);
     let mut args = vec![
-        draft.request_id.clone().unwrap_or_default(),
         order_day(draft.create_time),
         grid_phase_until,
         grid.unwrap_or_default(),

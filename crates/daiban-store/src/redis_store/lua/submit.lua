@@ -5,17 +5,17 @@
 -- KEYS[1]: the county's sequence counter. KEYS[2]: the counter of the
 -- create time's UTC+8 day. KEYS[3]: the request id's key, absent without a
 -- request id.
--- ARGV[2]: request id or ''. ARGV[3]: the UTC+8 day of the create time, as
--- yyyymmdd. ARGV[4]: end of the grid phase, or '' for an order offered
--- county-wide at once. ARGV[5]: grid or ''. ARGV[6]: escalation time.
--- ARGV[7]: create time. ARGV[8] on: field, value pairs of the order's hash,
--- all but `number` and `claim_code`, which this script adds.
+-- ARGV[2]: the UTC+8 day of the create time, as yyyymmdd. ARGV[3]: end of
+-- the grid phase, or '' for an order offered county-wide at once. ARGV[4]:
+-- grid or ''. ARGV[5]: escalation time. ARGV[6]: create time. ARGV[7] on:
+-- field, value pairs of the order's hash, all but `number` and
+-- `claim_code`, which this script adds.
 --
 -- Returns {'created', sequence, daily sequence, number, claim code} or
 -- {'existing', sequence, fields of the order}.
 local sequence_key, day_key, request_key = KEYS[1], KEYS[2], KEYS[3]
-local request_id, day = ARGV[2], ARGV[3]
-local grid_phase_until, grid, escalate_at, create_time = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local day = ARGV[2]
+local grid_phase_until, grid, escalate_at, create_time = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 
 -- How long a day's counter is kept: long enough for any order of the day
 -- to be submitted, short enough not to pile up.
@@ -51,7 +51,7 @@ if request_key then
   redis.call('SET', request_key, seq)
 end
 local fields = {'number', number, 'claim_code', claim_code}
-for i = 8, #ARGV do
+for i = 7, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', key, unpack(fields))
