@@ -13,9 +13,9 @@
 //!
 //! Every key of a county starts with `daiban:{<county code>}:`. The hash
 //! tag in braces puts all of a county's keys in one Redis Cluster slot, so
-//! a script may touch any of them. Each script declares one key and
-//! derives the others from the prefix. NOTE: the store has been run
-//! against a single Redis server only, not against a cluster.
+//! a script may touch any of them. Each script declares its main key and
+//! derives the others from the prefix; tests/cluster.rs runs the
+//! conformance suite on a three-master cluster.
 //!
 //! For county `431127`, with times in milliseconds since the epoch:
 //!
