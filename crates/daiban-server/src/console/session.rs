@@ -7,18 +7,19 @@
 //! and no process keeps sessions in memory. A session ends at its expiry
 //! or when the browser closes. NOTE: removing the admin key from
 //! `DAIBAN_API_KEYS` does not end the sessions opened with it before;
-//! deleting the `console_secret` key in Redis ends all sessions.
+//! deleting the `console_secret` key in Redis ends all sessions within
+//! `SECRET_REFRESH`.
 //!
 //! In development mode (no keys configured, loopback only) the console
 //! asks for no login, as the gRPC services check no key.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, header};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use tokio::sync::OnceCell;
 use tonic::Request;
 
 use crate::app::App;
@@ -32,10 +33,15 @@ pub const SESSION_LENGTH: Duration = Duration::from_secs(12 * 3600);
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Signs and checks session values with the store's secret, which it
-/// reads once.
+/// How long a process uses the secret it read before reading it again,
+/// so that a secret deleted or replaced in the store (ending every
+/// session) takes effect on every replica within this time.
+const SECRET_REFRESH: Duration = Duration::from_secs(5);
+
+/// Signs and checks session values with the store's secret, read again
+/// every `SECRET_REFRESH`.
 pub struct Sessions {
-    secret: OnceCell<Vec<u8>>,
+    secret: Mutex<Option<(Arc<Vec<u8>>, Instant)>>,
 }
 
 /// Why a login or a session check failed.
@@ -61,32 +67,43 @@ fn to_hex(bytes: &[u8]) -> String {
 impl Sessions {
     pub fn new() -> Self {
         Self {
-            secret: OnceCell::new(),
+            secret: Mutex::new(None),
         }
     }
 
     /// The signing secret: the store's for the directory's first county,
     /// created there from random bytes by the first process that asks.
-    async fn secret(&self, app: &App) -> Result<&[u8], SessionError> {
-        let secret = self
-            .secret
-            .get_or_try_init(|| async {
-                let county = app
-                    .directory
-                    .counties()
-                    .into_iter()
-                    .next()
-                    .ok_or(SessionError::NoCounty)?;
-                let mut candidate = [0u8; 32];
-                rand::rng().fill_bytes(&mut candidate);
-                let secret = app
-                    .store
-                    .console_secret(&county, &to_hex(&candidate))
-                    .await?;
-                Ok::<_, SessionError>(secret.into_bytes())
-            })
+    async fn secret(&self, app: &App) -> Result<Arc<Vec<u8>>, SessionError> {
+        if let Some((secret, read_at)) = self.cached()
+            && read_at.elapsed() < SECRET_REFRESH
+        {
+            return Ok(secret);
+        }
+        let county = app
+            .directory
+            .counties()
+            .into_iter()
+            .next()
+            .ok_or(SessionError::NoCounty)?;
+        let mut candidate = [0u8; 32];
+        rand::rng().fill_bytes(&mut candidate);
+        let secret = app
+            .store
+            .console_secret(&county, &to_hex(&candidate))
             .await?;
+        let secret = Arc::new(secret.into_bytes());
+        *self.lock() = Some((secret.clone(), Instant::now()));
         Ok(secret)
+    }
+
+    fn cached(&self) -> Option<(Arc<Vec<u8>>, Instant)> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Arc<Vec<u8>>, Instant)>> {
+        self.secret
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn mac(secret: &[u8], expiry: u64) -> HmacSha256 {
@@ -98,7 +115,7 @@ impl Sessions {
     /// Returns a new session value, valid for [`SESSION_LENGTH`].
     pub async fn open(&self, app: &App) -> Result<String, SessionError> {
         let expiry = unix_now() + SESSION_LENGTH.as_secs();
-        let tag = Self::mac(self.secret(app).await?, expiry).finalize();
+        let tag = Self::mac(&self.secret(app).await?, expiry).finalize();
         Ok(format!("{expiry}.{}", to_hex(&tag.into_bytes())))
     }
 
@@ -117,7 +134,7 @@ impl Sessions {
             return Ok(false);
         };
         // `verify_slice` compares in constant time.
-        Ok(Self::mac(self.secret(app).await?, expiry)
+        Ok(Self::mac(&self.secret(app).await?, expiry)
             .verify_slice(&tag)
             .is_ok())
     }
