@@ -7,7 +7,7 @@
 //! provider pushes it again. Parsers never panic, whatever the bytes.
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use daiban_domain::PhoneNumber;
+use daiban_domain::{PhoneNumber, mask_digit_runs};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -54,6 +54,8 @@ pub enum InboundError {
     TooMany(usize),
     #[error("body holds no entry")]
     Empty,
+    #[error("entry {index}: {reason}")]
+    Entry { index: usize, reason: String },
     #[error("entry {index}: field {field}: {reason}")]
     Field {
         index: usize,
@@ -76,8 +78,10 @@ fn entries<T: for<'de> Deserialize<'de>>(
     body: &[u8],
     single_allowed: bool,
 ) -> Result<Vec<T>, InboundError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|err| InboundError::Json(err.to_string()))?;
+    // serde's messages quote the offending value, which may be a phone
+    // number, so digit runs are masked before they reach a response or log.
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| InboundError::Json(mask_digit_runs(&err.to_string())))?;
     let items = match value {
         Value::Array(items) => items,
         object @ Value::Object(_) if single_allowed => vec![object],
@@ -100,7 +104,10 @@ fn entries<T: for<'de> Deserialize<'de>>(
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
-            serde_json::from_value(item).map_err(|err| field(index, "(entry)", err.to_string()))
+            serde_json::from_value(item).map_err(|err| InboundError::Entry {
+                index,
+                reason: mask_digit_runs(&err.to_string()),
+            })
         })
         .collect()
 }
@@ -178,7 +185,7 @@ fn digest_key(provider: &str, parts: &[&str]) -> String {
 #[derive(Debug, Deserialize)]
 struct AliyunReport {
     #[serde(default)]
-    phone_number: Option<String>,
+    phone_number: Option<Id>,
     #[serde(default)]
     report_time: Option<String>,
     success: bool,
@@ -214,7 +221,7 @@ pub fn aliyun_reports(body: &[u8]) -> Result<Vec<InboundReport>, InboundError> {
                 provider_id,
                 phone: report
                     .phone_number
-                    .and_then(|phone| PhoneNumber::parse(&phone).ok()),
+                    .and_then(|phone| PhoneNumber::parse(&phone.into_text()).ok()),
                 delivered: report.success,
                 error,
                 time: optional_time(index, "report_time", report.report_time)?,
@@ -225,7 +232,7 @@ pub fn aliyun_reports(body: &[u8]) -> Result<Vec<InboundReport>, InboundError> {
 
 #[derive(Debug, Deserialize)]
 struct AliyunReply {
-    phone_number: String,
+    phone_number: Id,
     content: String,
     #[serde(default)]
     send_time: Option<String>,
@@ -242,6 +249,7 @@ pub fn aliyun_replies(body: &[u8]) -> Result<Vec<InboundReply>, InboundError> {
         .map(|(index, reply)| {
             let time = optional_time(index, "send_time", reply.send_time.clone())?;
             let text = reply_text(&reply.content);
+            let phone_number = reply.phone_number.into_text();
             let key = match reply
                 .sequence_id
                 .map(Id::into_text)
@@ -254,7 +262,7 @@ pub fn aliyun_replies(body: &[u8]) -> Result<Vec<InboundReply>, InboundError> {
                 _ => digest_key(
                     "aliyun",
                     &[
-                        &reply.phone_number,
+                        &phone_number,
                         reply.send_time.as_deref().unwrap_or_default(),
                         &reply.content,
                     ],
@@ -262,7 +270,7 @@ pub fn aliyun_replies(body: &[u8]) -> Result<Vec<InboundReply>, InboundError> {
             };
             Ok(InboundReply {
                 key,
-                phone: PhoneNumber::parse(&reply.phone_number).ok(),
+                phone: PhoneNumber::parse(&phone_number).ok(),
                 text,
                 time,
             })
@@ -499,6 +507,21 @@ mod tests {
         let err = tencent_reports(r#"[{"report_status":"MAYBE","sid":"1"}]"#.as_bytes())
             .expect_err("unknown status");
         assert!(err.to_string().contains("report_status"), "{err}");
+    }
+
+    #[test]
+    fn errors_hide_phone_numbers() {
+        let body = r#"[{"success":"13912345678","biz_id":"1"}]"#;
+        let err = aliyun_reports(body.as_bytes()).expect_err("a string for a boolean");
+        assert!(!err.to_string().contains("13912345678"), "{err}");
+        assert!(err.to_string().contains("139****5678"), "{err}");
+
+        let reply = r#"[{"phone_number":13912345678,"content":"737111"}]"#;
+        let replies = aliyun_replies(reply.as_bytes()).expect("a number is a phone too");
+        assert_eq!(
+            replies[0].phone.as_ref().map(PhoneNumber::as_str),
+            Some("13912345678")
+        );
     }
 
     #[test]
