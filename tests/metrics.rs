@@ -91,6 +91,17 @@ async fn metrics_count_calls_claims_and_widening() {
         format!("127.0.0.1:{metrics_port}"),
     );
     let service = ServiceProcess::start(&env);
+
+    // Plain HTTP on the same address counts apart from gRPC calls.
+    let http = reqwest::Client::new();
+    for path in ["/no-such-page", "/sms/aliyun/report"] {
+        http.post(format!("http://{}{path}", service.addr))
+            .body("[]")
+            .send()
+            .await
+            .expect("the HTTP request completes");
+    }
+
     let channel = connect(service.addr).await;
     let mut orders = WorkOrderServiceClient::new(channel.clone());
     let mut agents = AgentServiceClient::new(channel);
@@ -199,6 +210,30 @@ async fn metrics_count_calls_claims_and_widening() {
         2.0
     );
     assert_eq!(sample(&samples, "daiban_store_up", &[]), 1.0);
+    assert_eq!(
+        sample(
+            &samples,
+            "daiban_http_requests_total",
+            &[("route", "other"), ("status", "404")]
+        ),
+        1.0
+    );
+    // No webhook secret is set in production mode, so webhooks are off.
+    assert_eq!(
+        sample(
+            &samples,
+            "daiban_http_requests_total",
+            &[("route", "sms_webhook"), ("status", "403")]
+        ),
+        1.0
+    );
+    assert!(
+        !samples
+            .keys()
+            .any(|(name, labels)| name == "daiban_grpc_calls_total"
+                && labels.get("method").map(String::as_str) == Some("other")),
+        "HTTP requests are not counted as gRPC calls"
+    );
     assert!(sample(&samples, "daiban_sms_total", &[("result", "sent")]) > 0.0);
 
     // The store's gauges, refreshed every second: the settlement consumer

@@ -4,6 +4,8 @@
 //! - `grpc_calls_total{method, code}`: gRPC calls, counted when their
 //!   response starts: at the end of a unary call, at the start of a
 //!   stream. Paths outside `daiban.v1` and `grpc.` count as `other`.
+//! - `http_requests_total{route, status}`: plain HTTP requests on the
+//!   service's address, `route` = `sms_webhook`, `console` or `other`.
 //! - `orders_submitted_total{offer}`: new orders, `offer` = `grid` or
 //!   `county` (offered county-wide at once).
 //! - `claims_total{result}`: grabs, `result` = `won` or the reason of the
@@ -124,9 +126,36 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        // Only the service's own methods become label values, so callers
-        // cannot add series by sending made-up paths.
+        // Only the service's own methods and routes become label values,
+        // so callers cannot add series by sending made-up paths.
         let path = request.uri().path();
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/grpc"));
+        if !grpc {
+            let route = if path.starts_with("/sms/") {
+                "sms_webhook"
+            } else if path == "/console" || path.starts_with("/console/") {
+                "console"
+            } else {
+                "other"
+            };
+            let response = self.inner.call(request);
+            return Box::pin(async move {
+                let response = response.await;
+                if let Ok(response) = &response {
+                    metrics::counter!(
+                        "daiban_http_requests_total",
+                        "route" => route,
+                        "status" => response.status().as_u16().to_string(),
+                    )
+                    .increment(1);
+                }
+                response
+            });
+        }
         let known = path.starts_with("/daiban.v1.") || path.starts_with("/grpc.");
         let method = if known && path.len() <= 100 {
             path.to_owned()
