@@ -115,6 +115,7 @@ async fn tls_serves_webhooks_over_http1() {
     );
     let response = client
         .post(&url)
+        .header("content-type", "application/json")
         .body(r#"[{"success":true,"biz_id":"no-such-message"}]"#)
         .send()
         .await
@@ -126,11 +127,23 @@ async fn tls_serves_webhooks_over_http1() {
 
     let rejected = client
         .post(&url)
+        .header("content-type", "application/json")
         .body("not json")
         .send()
         .await
         .expect("the request completes");
     assert_eq!(rejected.status(), reqwest::StatusCode::BAD_REQUEST);
+
+    // Without a webhook secret (development mode), a form that a page on
+    // another site could post is rejected.
+    let form = client
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"[{"success":true,"biz_id":"no-such-message"}]"#)
+        .send()
+        .await
+        .expect("the request completes");
+    assert_eq!(form.status(), reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

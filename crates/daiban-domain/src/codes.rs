@@ -164,7 +164,9 @@ pub fn mask_digit_runs(text: &str) -> String {
 /// its length and first three characters are shown.
 fn mask_text(text: &str) -> String {
     let head: String = text.chars().take(3).collect();
-    format!("{head}… ({} characters)", text.chars().count())
+    let count = text.chars().count();
+    let cut = if count > 3 { "…" } else { "" };
+    format!("{head}{cut} ({count} characters)")
 }
 
 impl fmt::Debug for PhoneNumber {

@@ -105,7 +105,7 @@ impl Settings {
         };
 
         let metrics_listen = get("DAIBAN_METRICS_LISTEN").and_then(|text| {
-            let parsed = text.trim().parse().ok();
+            let parsed: Option<SocketAddr> = text.trim().parse().ok();
             if parsed.is_none() {
                 errors.push(format!(
                     "DAIBAN_METRICS_LISTEN: expected an address and port such as 127.0.0.1:9090, got {text:?}"
@@ -218,6 +218,14 @@ impl Settings {
         if credentials == Credentials::Development && !listen.ip().is_loopback() {
             errors.push(format!(
                 "DAIBAN_LISTEN: {listen} is not a loopback address; without DAIBAN_TOKEN_SECRET and DAIBAN_API_KEYS the service runs in development mode and listens on loopback only"
+            ));
+        }
+        if let Some(metrics) = metrics_listen
+            && credentials == Credentials::Development
+            && !metrics.ip().is_loopback()
+        {
+            errors.push(format!(
+                "DAIBAN_METRICS_LISTEN: {metrics} is not a loopback address; in development mode (no DAIBAN_TOKEN_SECRET and DAIBAN_API_KEYS) every listener stays on loopback"
             ));
         }
 
@@ -395,6 +403,9 @@ mod tests {
         let err = settings(&[("DAIBAN_LISTEN", "0.0.0.0:50051")]).unwrap_err();
         assert!(err.0[0].contains("loopback"), "{err}");
         assert!(settings(&[("DAIBAN_LISTEN", "[::1]:50051")]).is_ok());
+        let err = settings(&[("DAIBAN_METRICS_LISTEN", "0.0.0.0:9090")]).unwrap_err();
+        assert!(err.0[0].contains("DAIBAN_METRICS_LISTEN"), "{err}");
+        assert!(settings(&[("DAIBAN_METRICS_LISTEN", "127.0.0.1:9090")]).is_ok());
     }
 
     #[test]

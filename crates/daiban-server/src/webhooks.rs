@@ -111,15 +111,28 @@ async fn push_with_header(
         .get(SECRET_HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    push(app, &provider, &kind, secret, body).await
+    push(app, &provider, &kind, secret, &headers, body).await
 }
 
 async fn push_with_path(
     State(app): State<App>,
     Path((provider, kind, secret)): Path<(String, String, String)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    push(app, &provider, &kind, Some(secret), body).await
+    push(app, &provider, &kind, Some(secret), &headers, body).await
+}
+
+/// Whether the request says its body is JSON.
+fn json_body(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| {
+            let media = media.trim();
+            media.eq_ignore_ascii_case("application/json") || media.ends_with("+json")
+        })
 }
 
 async fn push(
@@ -127,6 +140,7 @@ async fn push(
     provider: &str,
     kind: &str,
     secret: Option<String>,
+    headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let (Some(provider), Some(kind)) = (Provider::parse(provider), Kind::parse(kind)) else {
@@ -142,6 +156,17 @@ async fn push(
             "sms webhook rejected: {message}"
         );
         return provider.answer(status, message);
+    }
+    // Without a secret (development mode), a JSON content type is what
+    // keeps a form on another site from posting here: browsers send JSON
+    // across sites only after a preflight, which this route never allows.
+    if app.webhook_secret.is_none() && !json_body(headers) {
+        let message = "expected Content-Type: application/json";
+        warn!(
+            provider = provider.name(),
+            "sms webhook rejected: {message}"
+        );
+        return provider.answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
     }
 
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))

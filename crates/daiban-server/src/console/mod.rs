@@ -208,6 +208,22 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     response
 }
 
+/// Whether the request's `Host` names this machine: `localhost`, a
+/// loopback IP address, with or without a port.
+fn loopback_host(headers: &axum::http::HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Lets a request with a valid session through. Others get the login page,
 /// or 401 for the script's fetches and for POSTs. State-changing requests
 /// must also come from a console page (`Origin`).
@@ -218,6 +234,13 @@ async fn require_session(State(console): State<Console>, request: Request, next:
         return (StatusCode::FORBIDDEN, "请求来源不符，已拒绝\n").into_response();
     }
     if console.app.auth.is_development() {
+        // Without a login, a page from another site could reach the
+        // console through a DNS name that resolves to loopback; only
+        // loopback host names are served.
+        if !loopback_host(headers) {
+            warn!("console request rejected in development mode: Host is not a loopback name");
+            return (StatusCode::FORBIDDEN, "开发模式仅接受本机地址访问\n").into_response();
+        }
         return next.run(request).await;
     }
     let session = cookie(headers, COOKIE).unwrap_or_default();
@@ -320,4 +343,30 @@ async fn logout(headers: HeaderMap) -> Response {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::loopback_host;
+
+    #[test]
+    fn loopback_host_names() {
+        for (host, loopback) in [
+            ("localhost:50051", true),
+            ("127.0.0.1:50051", true),
+            ("127.0.0.1", true),
+            ("[::1]:50051", true),
+            ("LOCALHOST", true),
+            ("attacker.example:50051", false),
+            ("10.0.0.5:50051", false),
+            ("127.0.0.1.attacker.example", false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static(host));
+            assert_eq!(loopback_host(&headers), loopback, "{host}");
+        }
+        assert!(!loopback_host(&HeaderMap::new()), "no Host header");
+    }
 }
