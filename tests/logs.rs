@@ -53,12 +53,12 @@ async fn json_logs_hide_phones_and_secrets() {
         assert!(!line.contains(APP_KEY), "an API key was logged: {line}");
         if entry["fields"]["message"] == "sms logged" {
             sms += 1;
-            let phone = entry["fields"]["phone"]
+            let recipient = entry["fields"]["recipient"]
                 .as_str()
-                .expect("an SMS line names the phone");
+                .expect("an SMS line names the recipient");
             assert!(
-                phone.contains("****"),
-                "the agent's phone is masked: {phone}"
+                recipient.contains("****"),
+                "the agent's phone is masked: {recipient}"
             );
             let text = entry["fields"]["text"]
                 .as_str()

@@ -78,8 +78,12 @@ impl Probe {
     pub async fn connect(url: &str, county: &CountyCode) -> Self {
         let client =
             redis::Client::open(url).unwrap_or_else(|err| panic!("invalid redis url {url}: {err}"));
+        // MEMORY USAGE with SAMPLES 0 walks a whole key, which takes
+        // seconds for a sorted set of a million members.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(120)));
         let connection = client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap_or_else(|err| panic!("failed to connect to redis at {url}: {err}"));
         // NOTE: this follows the key layout of `RedisStore`, which puts a
