@@ -16,10 +16,10 @@ use crate::auth::Scope;
 use crate::error::{FieldViolations, invalid_field, store_status};
 use crate::sms_inbox::{self, ReplyOutcome};
 
-/// Longest id accepted in `sms_id`, `provider_message_id` and `reply_id`.
+/// Maximum length of an id in `sms_id`, `provider_message_id` and `reply_id`.
 const MAX_ID_CHARS: usize = 128;
 
-/// Longest carrier error kept, in characters.
+/// Maximum length of a carrier error kept, in characters.
 const MAX_ERROR_CHARS: usize = 200;
 
 pub struct SmsGatewayApi {

@@ -33,7 +33,7 @@ use crate::sms_inbox;
 /// 300 KB.
 const MAX_BODY_BYTES: usize = 512 * 1024;
 
-/// Longest time a push may take to arrive whole.
+/// Maximum time a push may take to arrive whole.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The header that may carry the shared secret.
@@ -123,7 +123,7 @@ async fn push_with_path(
     push(app, &provider, &kind, Some(secret), &headers, body).await
 }
 
-/// Whether the request says its body is JSON.
+/// Returns whether the request's Content-Type is JSON.
 fn json_body(headers: &HeaderMap) -> bool {
     headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -233,7 +233,7 @@ fn check_secret(app: &App, presented: Option<&str>) -> Result<(), (StatusCode, &
 }
 
 /// Compares without stopping at the first difference, so the time taken
-/// tells nothing about the secret.
+/// reveals nothing about the secret.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 /// Largest batch accepted in one request.
 pub const MAX_BATCH: usize = 1000;
 
-/// Longest text of a reply kept, in characters; a longer one is cut.
+/// Maximum length of a reply's text, in characters; a longer one is cut.
 pub const MAX_REPLY_CHARS: usize = 500;
 
 /// A delivery report, whichever provider sent it.
@@ -45,7 +45,7 @@ pub struct InboundReply {
     pub time: Option<DateTime<Utc>>,
 }
 
-/// Why a body was rejected, naming the entry and field.
+/// The reason a body was rejected, naming the entry and field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboundError {
     #[error("body is not valid JSON of the expected shape: {0}")]
@@ -129,7 +129,7 @@ impl Id {
     }
 }
 
-/// A non-empty optional text, trimmed.
+/// Returns the text trimmed, or `None` when it is absent or empty.
 fn present(text: Option<String>) -> Option<String> {
     text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
@@ -170,7 +170,7 @@ fn reply_text(text: &str) -> String {
         .to_owned()
 }
 
-/// A stable key for a reply without a provider id.
+/// Builds a stable key for a reply without a provider id.
 fn digest_key(provider: &str, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
@@ -383,8 +383,8 @@ fn tencent_phone(nationcode: Option<Id>, mobile: Option<Id>) -> Option<PhoneNumb
     mainland(nationcode.as_deref(), &mobile?.into_text())
 }
 
-/// The phone as a mainland number, unless the country code names another
-/// country.
+/// Parses the phone as a mainland number, unless the country code names
+/// another country.
 fn mainland(nationcode: Option<&str>, mobile: &str) -> Option<PhoneNumber> {
     match nationcode.map(str::trim) {
         None | Some("" | "86" | "+86") => PhoneNumber::parse(mobile).ok(),
@@ -392,7 +392,7 @@ fn mainland(nationcode: Option<&str>, mobile: &str) -> Option<PhoneNumber> {
     }
 }
 
-/// The carrier's code and message of a failed delivery, such as
+/// Joins the carrier's code and message of a failed delivery, such as
 /// `MK:0001 用户关机`, cut to 200 characters.
 fn carrier_error(code: Option<String>, message: Option<String>) -> String {
     let parts: Vec<String> = [present(code), present(message)]

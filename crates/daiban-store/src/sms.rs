@@ -29,7 +29,7 @@ pub const REPLY_CLAIM: Duration = Duration::from_secs(60);
 /// The failed deliveries kept per county for `failed_sms`.
 pub const FAILED_SMS_KEPT: usize = 1000;
 
-/// Where an SMS is in its life.
+/// The state of an SMS record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SmsState {
     /// Waiting for a sender, first or after a transient failure.
@@ -43,7 +43,7 @@ pub enum SmsState {
     /// Rejected by the provider, reported undelivered, or given up after
     /// its retries.
     Failed,
-    /// Possibly sent: the provider did not answer, or the sender stopped
+    /// Possibly sent: the provider sent no response, or the sender stopped
     /// during the send. It is not sent again, so nobody gets it twice; a
     /// delivery report may still settle it.
     Unknown,
@@ -79,7 +79,7 @@ impl SmsState {
     }
 }
 
-/// Who an SMS goes to: an agent, or the bureau's duty desk.
+/// The recipient of an SMS: an agent, or the bureau's duty desk.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SmsRecipient {
     Agent(AgentId),
@@ -111,7 +111,8 @@ impl fmt::Display for SmsRecipient {
 /// echo back in delivery reports (`OutId`, `SessionContext`).
 ///
 /// An offer is `submitted`, `widened`, `released-<n>` (the order's `n`th
-/// release), `escalated`, or `claim` for the answer to a claim by reply.
+/// release), `escalated`, or `claim-won`, `claim-taken`, `claim-reserved`
+/// or `claim-closed` for the reply to a claim by SMS.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SmsId {
     pub order: OrderId,
@@ -145,7 +146,7 @@ impl SmsId {
         Some(Self::new(order, offer, recipient))
     }
 
-    /// The key of the SMS within its order: `<offer>.<recipient>`.
+    /// Returns the key of the SMS within its order: `<offer>.<recipient>`.
     pub fn field(&self) -> String {
         format!("{}.{}", self.offer, self.recipient)
     }
@@ -157,7 +158,7 @@ impl fmt::Display for SmsId {
     }
 }
 
-/// Whether `offer` is a valid offer name: 1 to 32 lowercase letters,
+/// Returns whether `offer` is a valid offer name: 1 to 32 lowercase letters,
 /// digits and hyphens.
 pub fn is_offer(offer: &str) -> bool {
     !offer.is_empty()
@@ -213,7 +214,7 @@ pub enum SendResult {
     },
 }
 
-/// Which SMS a delivery report is about.
+/// The SMS that a delivery report names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportTarget {
     /// Our id, echoed back by the provider.
@@ -231,7 +232,7 @@ pub struct DeliveryReport {
     pub time: DateTime<Utc>,
 }
 
-/// What `report_sms` did with a report.
+/// The outcome of `report_sms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportOutcome {
     Recorded(SmsId),
@@ -301,10 +302,10 @@ pub trait SmsStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError>;
 
-    /// The SMS of an order, in the order they were queued.
+    /// Returns the SMS of an order, in the order they were queued.
     async fn order_sms(&self, order: &OrderId) -> Result<Vec<SmsDelivery>, StoreError>;
 
-    /// The county's latest failed SMS, newest first.
+    /// Returns the county's latest failed SMS, newest first.
     async fn failed_sms(
         &self,
         county: &CountyCode,
