@@ -129,27 +129,6 @@ fn clean(part: &str) -> String {
     part.replace('|', "/")
 }
 
-impl RedisStore {
-    async fn run(
-        &self,
-        script: &Script,
-        keys: &CountyKeys,
-        key: String,
-        args: Vec<String>,
-    ) -> Result<Value, StoreError> {
-        let mut invocation = script.prepare_invoke();
-        invocation.key(key).arg(keys.prefix());
-        for arg in args {
-            invocation.arg(arg);
-        }
-        let mut connection = self.connection().await?;
-        invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(command_failed)
-    }
-}
-
 #[async_trait]
 impl SmsStore for RedisStore {
     async fn queue_sms(
@@ -175,7 +154,7 @@ impl SmsStore for RedisStore {
                 .map(|recipient| SmsId::new(order.clone(), offer, recipient.clone()).field()),
         );
         let value = self
-            .run(&SCRIPTS.queue, &keys, keys.sms(order.sequence()), args)
+            .invoke(&SCRIPTS.queue, &keys, keys.sms(order.sequence()), args)
             .await?;
         match value {
             Value::Int(queued) => Ok(usize::try_from(queued).unwrap_or(0)),
@@ -193,7 +172,9 @@ impl SmsStore for RedisStore {
         let keys = CountyKeys::new(county);
         let lease_until = now + chrono::Duration::from_std(lease).unwrap_or_default();
         let args = vec![millis(now), millis(lease_until), limit.to_string()];
-        let value = self.run(&SCRIPTS.take, &keys, keys.sms_due(), args).await?;
+        let value = self
+            .invoke(&SCRIPTS.take, &keys, keys.sms_due(), args)
+            .await?;
         decode_list(county, value)
     }
 
@@ -225,7 +206,7 @@ impl SmsStore for RedisStore {
             ms(PROVIDER_ID_RETENTION),
             FAILED_SMS_KEPT.to_string(),
         ];
-        self.run(&SCRIPTS.finish, &keys, keys.sms(id.order.sequence()), args)
+        self.invoke(&SCRIPTS.finish, &keys, keys.sms(id.order.sequence()), args)
             .await?;
         Ok(())
     }
@@ -251,7 +232,7 @@ impl SmsStore for RedisStore {
             FAILED_SMS_KEPT.to_string(),
         ];
         let value = self
-            .run(&SCRIPTS.report, &keys, keys.sms_due(), args)
+            .invoke(&SCRIPTS.report, &keys, keys.sms_due(), args)
             .await?;
         let expected = "the outcome of a delivery report";
         let mut parts = items(value)
@@ -301,7 +282,7 @@ impl SmsStore for RedisStore {
         }
         let keys = CountyKeys::new(county);
         let value = self
-            .run(
+            .invoke(
                 &SCRIPTS.failed,
                 &keys,
                 keys.sms_failed(),
@@ -342,7 +323,7 @@ impl SmsStore for RedisStore {
             millis(until),
         ];
         let value = self
-            .run(&SCRIPTS.record_reply, &keys, keys.reply(&reply.key), args)
+            .invoke(&SCRIPTS.record_reply, &keys, keys.reply(&reply.key), args)
             .await?;
         match value {
             Value::Int(started) => Ok(started == 1),
@@ -372,7 +353,7 @@ impl SmsStore for RedisStore {
             outcome.to_owned(),
             REPLIES_KEPT.to_string(),
         ];
-        self.run(&SCRIPTS.record_reply, &keys, keys.reply(&reply.key), args)
+        self.invoke(&SCRIPTS.record_reply, &keys, keys.reply(&reply.key), args)
             .await?;
         Ok(())
     }
