@@ -1,5 +1,6 @@
 //! `daiban serve` refusing to start: every invalid variable is reported at
-//! once, and an address already in use names its variable.
+//! once, an address already in use names its variable, and several urls
+//! of a server without cluster mode say so.
 
 use std::net::TcpListener;
 use std::process::{Command, Output};
@@ -51,4 +52,22 @@ fn busy_port_names_its_variable() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DAIBAN_METRICS_LISTEN"), "{stderr}");
+}
+
+#[test]
+fn several_urls_of_one_server_explained() {
+    let redis = daiban_tests::redis::RedisServer::start();
+    let urls = format!("{},{}", redis.url(), redis.url());
+
+    let output = serve(&[
+        ("DAIBAN_LISTEN", "127.0.0.1:0"),
+        ("DAIBAN_REDIS_URL", &urls),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DAIBAN_REDIS_URL"), "{stderr}");
+    assert!(
+        stderr.contains("without cluster mode"),
+        "the message says why several urls fail: {stderr}"
+    );
 }

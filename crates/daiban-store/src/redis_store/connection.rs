@@ -483,6 +483,12 @@ impl RedisStore {
             .map(|u| redact_url(u))
             .collect::<Vec<_>>()
             .join(",");
+        if urls.iter().any(String::is_empty) {
+            return Err(RedisStoreError::InvalidUrl {
+                url: redacted,
+                reason: "an empty url between commas; remove the extra comma".into(),
+            });
+        }
         let pool = cluster::Config::from_urls(urls)
             .builder()
             .map_err(|err| RedisStoreError::InvalidUrl {
@@ -504,7 +510,17 @@ impl RedisStore {
         let store = Self {
             backend: Backend::new(Pools::Cluster(pool)),
         };
-        store.check(&redacted).await
+        store.check(&redacted).await.map_err(|err| match err {
+            RedisStoreError::Unreachable { url, reason }
+                if reason.contains("cluster support disabled") =>
+            {
+                RedisStoreError::Unreachable {
+                    url,
+                    reason: "several urls mean a Redis Cluster, but these servers run without cluster mode; give the one url of a single server".into(),
+                }
+            }
+            other => other,
+        })
     }
 
     /// Checks that the store replies to PING, naming `redacted` otherwise.
