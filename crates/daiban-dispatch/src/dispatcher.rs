@@ -26,7 +26,7 @@ const BATCH: usize = 200;
 const MAX_SLEEP: Duration = Duration::from_millis(200);
 
 /// Pause after the store failed, before trying again.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Announcements taken per store call.
 const ANNOUNCE_BATCH: usize = 50;
@@ -34,6 +34,43 @@ const ANNOUNCE_BATCH: usize = 50;
 /// How long a taken announcement stays with this process before another
 /// may take it: the time a crashed replica's notifications wait.
 const ANNOUNCE_LEASE: Duration = Duration::from_secs(2);
+
+/// Logs a loop's store failures once per outage, and the recovery after.
+pub(crate) struct Outage {
+    what: &'static str,
+    failing: bool,
+}
+
+impl Outage {
+    /// Starts with no outage; `what` names the loop's work in its logs.
+    pub(crate) fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            failing: false,
+        }
+    }
+
+    /// Returns how long the loop pauses next: `Ok`'s pause after a
+    /// success, `RETRY_PAUSE` after a failure.
+    pub(crate) fn pause(&mut self, result: Result<Duration, StoreError>) -> Duration {
+        match result {
+            Ok(pause) => {
+                if self.failing {
+                    info!("{} recovered", self.what);
+                    self.failing = false;
+                }
+                pause
+            }
+            Err(err) => {
+                if !self.failing {
+                    warn!(error = %err, "{} failed; retrying every second", self.what);
+                    self.failing = true;
+                }
+                RETRY_PAUSE
+            }
+        }
+    }
+}
 
 /// The timing rules of one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,24 +159,9 @@ impl Dispatcher {
     }
 
     async fn run_deadlines(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut failing = false;
+        let mut outage = Outage::new("dispatcher round");
         while !*shutdown.borrow() {
-            let pause = match self.round().await {
-                Ok(pause) => {
-                    if failing {
-                        info!("dispatcher recovered");
-                        failing = false;
-                    }
-                    pause
-                }
-                Err(err) => {
-                    if !failing {
-                        warn!(error = %err, "dispatcher round failed; retrying every second");
-                        failing = true;
-                    }
-                    RETRY_PAUSE
-                }
-            };
+            let pause = outage.pause(self.round().await);
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
@@ -148,24 +170,16 @@ impl Dispatcher {
     }
 
     async fn run_announcements(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut failing = false;
+        let mut outage = Outage::new("taking announcements");
         while !*shutdown.borrow() {
-            let pause = match self.announce().await {
-                Ok(sent) => {
-                    if failing {
-                        info!("announcements recovered");
-                        failing = false;
-                    }
-                    if sent > 0 { Duration::ZERO } else { MAX_SLEEP }
+            let handled = self.announce().await;
+            let pause = outage.pause(handled.map(|handled| {
+                if handled > 0 {
+                    Duration::ZERO
+                } else {
+                    MAX_SLEEP
                 }
-                Err(err) => {
-                    if !failing {
-                        warn!(error = %err, "taking announcements failed; retrying every second");
-                        failing = true;
-                    }
-                    RETRY_PAUSE
-                }
-            };
+            }));
             if pause.is_zero() {
                 continue;
             }

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::dispatcher::{Outage, RETRY_PAUSE};
 use crate::notifier::{Notifier, NotifyError, Recipient, Sms};
 use crate::offers::{self, Offers};
 
@@ -62,9 +63,6 @@ const MAX_SLEEP: Duration = Duration::from_millis(200);
 /// Longest wait for a phone's turn while holding an SMS's lease; a
 /// longer one puts the SMS back in the queue.
 const MAX_SPACING_WAIT: Duration = Duration::from_secs(2);
-
-/// Pause after the store failed, before trying again.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Tries at recording a send's result while the store is unavailable, one
 /// `RETRY_PAUSE` apart and well within the lease. A result never recorded
@@ -116,25 +114,10 @@ impl Sender {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut sends = JoinSet::new();
-        let mut failing = false;
+        let mut outage = Outage::new("taking queued sms");
         while !*shutdown.borrow() {
             while sends.try_join_next().is_some() {}
-            let pause = match self.clone().take_and_send(&counties, &mut sends).await {
-                Ok(pause) => {
-                    if failing {
-                        info!("sms queue recovered");
-                        failing = false;
-                    }
-                    pause
-                }
-                Err(err) => {
-                    if !failing {
-                        warn!(error = %err, "taking queued sms failed; retrying every second");
-                        failing = true;
-                    }
-                    RETRY_PAUSE
-                }
-            };
+            let pause = outage.pause(self.clone().take_and_send(&counties, &mut sends).await);
             if pause.is_zero() {
                 continue;
             }
