@@ -30,13 +30,13 @@ pub struct Sms {
 }
 
 impl Sms {
-    /// The order the SMS is about, if any.
+    /// Returns the order the SMS is about, if any.
     pub fn order(&self) -> Option<&OrderId> {
         self.id.as_ref().map(|id| &id.order)
     }
 
-    /// The id that providers echo back in delivery reports, or an empty
-    /// string.
+    /// Returns the id that providers echo back in delivery reports, or an
+    /// empty string.
     pub fn out_id(&self) -> String {
         self.id
             .as_ref()
@@ -75,7 +75,7 @@ pub enum NotifyError {
     /// sending it again fails the same way.
     #[error("sms to {recipient} rejected: {reason}")]
     Permanent { recipient: String, reason: String },
-    /// The request may have reached the provider, but no answer came (a
+    /// The request may have reached the provider, but no response came (a
     /// time-out, a broken response). Sending again might deliver it twice.
     #[error("sms to {recipient} may or may not have been sent: {reason}")]
     Uncertain { recipient: String, reason: String },

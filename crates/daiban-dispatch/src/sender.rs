@@ -20,7 +20,7 @@ use crate::dispatcher::{Outage, RETRY_PAUSE};
 use crate::notifier::{Notifier, NotifyError, Recipient, Sms};
 use crate::offers::{self, Offers};
 
-/// How SMS are sent, retried and spaced.
+/// The rules for sending, retrying and spacing SMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendPolicy {
     /// SMS in flight to the provider at once, per process.
@@ -56,11 +56,11 @@ impl Default for SendPolicy {
 /// SMS taken per store call.
 const TAKE_BATCH: usize = 256;
 
-/// Longest sleep between two looks at the queue, so SMS queued by other
+/// Maximum sleep between two looks at the queue, so SMS queued by other
 /// replicas are seen soon.
 const MAX_SLEEP: Duration = Duration::from_millis(200);
 
-/// Longest wait for a phone's turn while holding an SMS's lease; a
+/// Maximum wait for a phone's turn while holding an SMS's lease; a
 /// longer one puts the SMS back in the queue.
 const MAX_SPACING_WAIT: Duration = Duration::from_secs(2);
 
@@ -359,7 +359,8 @@ impl Sender {
     }
 }
 
-/// The provider's reason, without the recipient that the error names.
+/// Returns the provider's reason, without the recipient that the error
+/// names.
 fn reason(err: &NotifyError) -> String {
     match err {
         NotifyError::Transient { reason, .. }

@@ -45,11 +45,11 @@ pub enum Template {
     GridOffer,
     CountyOffer,
     Escalation,
-    /// The answer to an agent whose reply grabbed the order.
+    /// The reply to an agent whose SMS grabbed the order.
     ClaimWon,
-    /// The answer to an agent whose reply did not grab the order.
+    /// The reply to an agent whose SMS did not grab the order.
     ClaimLost,
-    /// The answer to an agent's reply that names no open order.
+    /// The reply to an agent's SMS that names no open order.
     ReplyHelp,
     /// The answer to a reply from a number that is no agent's.
     ReplyStranger,
@@ -160,10 +160,10 @@ pub fn escalation(order: &WorkOrder, directory: &Directory) -> Message {
     }
 }
 
-/// Why a claim by reply did not grab the order.
+/// The reason a claim by SMS did not grab the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimLoss {
-    /// Another agent holds it.
+    /// Another agent has claimed it.
     Taken,
     /// It is in its grid phase and the agent is of another grid.
     Reserved,
@@ -181,7 +181,7 @@ impl ClaimLoss {
     }
 }
 
-/// The answer to an agent whose reply grabbed the order.
+/// Builds the reply to an agent whose SMS grabbed the order.
 pub fn claim_won(order: &WorkOrder, directory: &Directory) -> Message {
     Message {
         template: Template::ClaimWon,
@@ -193,7 +193,7 @@ pub fn claim_won(order: &WorkOrder, directory: &Directory) -> Message {
     }
 }
 
-/// The answer to an agent whose reply did not grab the order.
+/// Builds the reply to an agent whose SMS did not grab the order.
 pub fn claim_lost(order: &WorkOrder, loss: ClaimLoss) -> Message {
     Message {
         template: Template::ClaimLost,
@@ -204,7 +204,7 @@ pub fn claim_lost(order: &WorkOrder, loss: ClaimLoss) -> Message {
     }
 }
 
-/// The answer to a reply that is no claim code of an open order.
+/// Builds the reply to an SMS that is no claim code of an open order.
 pub fn reply_help() -> Message {
     Message {
         template: Template::ReplyHelp,
@@ -212,7 +212,7 @@ pub fn reply_help() -> Message {
     }
 }
 
-/// The answer to a reply from a number that is no agent's.
+/// Builds the reply to an SMS from a number that is no agent's.
 pub fn reply_stranger() -> Message {
     Message {
         template: Template::ReplyStranger,

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
 
-/// The HTTP routes, without the gRPC services.
+/// Returns the HTTP routes, without the gRPC services.
 pub fn router(app: App) -> Router {
     Router::new()
         .merge(crate::webhooks::router(app.clone()))
@@ -18,7 +18,7 @@ pub fn router(app: App) -> Router {
         .fallback(not_found)
 }
 
-/// Answers a path that no route serves: a gRPC UNIMPLEMENTED status to a
+/// Responds to a path that no route serves: a gRPC UNIMPLEMENTED status to a
 /// gRPC client, a plain 404 to anything else.
 async fn not_found(headers: HeaderMap) -> Response {
     let grpc = headers

@@ -105,7 +105,7 @@ pub fn load_directory(source: &DirectorySource) -> Result<Directory, ServeError>
     }
 }
 
-/// The SMS sender's policy: logged SMS need no spacing per phone, since
+/// Returns the SMS sender's policy: logged SMS need no spacing per phone, since
 /// no provider limits them.
 fn send_policy(sms: &daiban_sms::SmsSettings) -> SendPolicy {
     match sms.provider {

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::error::store_reason;
 
-/// Shortest time between two help answers to one phone, so that an
+/// Minimum time between two help replies to one phone, so that an
 /// auto-responder cannot start an SMS loop with the service.
 const HELP_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -34,7 +34,7 @@ const CLAIM_CODE_PERIOD: u64 = 1_000_000;
 /// sequence numbers of a county.
 const MAX_CLAIM_CODE_CANDIDATES: u64 = 100;
 
-/// What a batch of delivery reports changed.
+/// The counts of a batch of delivery reports, by outcome.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReportCounts {
     pub recorded: usize,
@@ -42,7 +42,7 @@ pub struct ReportCounts {
     pub unmatched: usize,
 }
 
-/// What a reply did.
+/// The outcome of a reply.
 #[derive(Debug, Clone)]
 pub enum ReplyOutcome {
     Claimed {
@@ -230,7 +230,7 @@ async fn act_on(
             (offer, outcome)
         }
     };
-    // One answer per agent, order and outcome, however often the agent
+    // One SMS per agent, order and outcome, however often the agent
     // replies.
     let recipients = [SmsRecipient::Agent(agent.id.clone())];
     app.store
@@ -304,7 +304,7 @@ async fn answer_help(
         let label = sms.recipient_label();
         let template = sms.message.template.name();
         if let Err(err) = notifier.send(sms).await {
-            warn!(recipient = %label, template, error = %err, "help answer not sent");
+            warn!(recipient = %label, template, error = %err, "help reply not sent");
         }
     });
     Ok(())

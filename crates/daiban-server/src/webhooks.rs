@@ -74,7 +74,7 @@ impl Provider {
         }
     }
 
-    /// The provider's answer: success, or a failure with `message`.
+    /// Builds the provider's response: success, or a failure with `message`.
     fn answer(self, status: StatusCode, message: &str) -> Response {
         let ok = status.is_success();
         let body = match self {

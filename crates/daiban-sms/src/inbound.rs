@@ -4,7 +4,8 @@
 //! Parsing is strict about the fields the service uses and ignores the
 //! rest, so a provider adding a field breaks nothing. A body with one bad
 //! entry is rejected whole, so nothing of it is applied twice when the
-//! provider pushes it again. Parsers never panic, whatever the bytes.
+//! provider pushes it again. Parsers never panic, whatever the bytes, as
+//! the targets under `fuzz/` check.
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use daiban_domain::{PhoneNumber, mask_digit_runs};
@@ -37,7 +38,7 @@ pub struct InboundReport {
 /// A reply: an SMS that a phone sent to the service's number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundReply {
-    /// What identifies the reply when the provider pushes it again.
+    /// The key that identifies the reply when the provider pushes it again.
     pub key: String,
     /// The sender, or `None` for a number outside the mainland.
     pub phone: Option<PhoneNumber>,

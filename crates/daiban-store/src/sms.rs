@@ -245,7 +245,7 @@ pub enum ReportOutcome {
 /// An SMS that a phone sent to the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundSms {
-    /// What makes the reply unique: the provider's sequence id, or its
+    /// The key that makes the reply unique: the provider's sequence id, or its
     /// phone, time and text where the provider gives no id.
     pub key: String,
     pub phone: PhoneNumber,

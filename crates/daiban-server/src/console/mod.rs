@@ -208,7 +208,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     response
 }
 
-/// Whether the request's `Host` names this machine: `localhost`, a
+/// Returns whether the request's `Host` names this machine: `localhost`, a
 /// loopback IP address, with or without a port.
 fn loopback_host(headers: &axum::http::HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {

@@ -67,7 +67,7 @@ fn ms(duration: Duration) -> String {
     duration.as_millis().to_string()
 }
 
-/// The queue member of an SMS: `<sequence>.<offer>.<recipient>`.
+/// Returns the queue member of an SMS: `<sequence>.<offer>.<recipient>`.
 fn member(id: &SmsId) -> String {
     format!("{}.{}", id.order.sequence(), id.field())
 }
