@@ -5,9 +5,8 @@ use chrono::{DateTime, Utc};
 use daiban_domain::PhoneNumber;
 use daiban_proto::v1 as pb;
 use daiban_proto::v1::sms_gateway_service_server::SmsGatewayService;
-use daiban_sms::inbound::{InboundReply, InboundReport, MAX_BATCH, MAX_REPLY_CHARS};
+use daiban_sms::inbound::{InboundReply, InboundReport, MAX_BATCH, MAX_REPLY_CHARS, reply_key};
 use daiban_store::sms::SmsId;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
@@ -161,13 +160,8 @@ impl SmsGatewayService for SmsGatewayApi {
             None => {
                 // Without an id, the same phone, time and text is the same
                 // reply; the check above makes sure the time is the sender's.
-                let mut hasher = Sha256::new();
-                hasher.update(phone.as_str().as_bytes());
-                hasher.update(time.unwrap_or(now).timestamp_millis().to_be_bytes());
-                hasher.update(text.as_bytes());
-                let digest = hasher.finalize();
-                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-                format!("gateway:{hex}")
+                let millis = time.unwrap_or(now).timestamp_millis().to_string();
+                reply_key("gateway", &[phone.as_str(), &millis, &text])
             }
         };
         let reply = InboundReply {

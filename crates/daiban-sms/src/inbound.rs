@@ -171,8 +171,9 @@ fn reply_text(text: &str) -> String {
         .to_owned()
 }
 
-/// Builds a stable key for a reply without a provider id.
-fn digest_key(provider: &str, parts: &[&str]) -> String {
+/// Builds a stable key for a reply without a provider id, from `source`
+/// and the parts that identify the reply.
+pub fn reply_key(source: &str, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());
@@ -180,7 +181,7 @@ fn digest_key(provider: &str, parts: &[&str]) -> String {
     }
     let digest = hasher.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{provider}:{hex}")
+    format!("{source}:{hex}")
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,7 +261,7 @@ pub fn aliyun_replies(body: &[u8]) -> Result<Vec<InboundReply>, InboundError> {
                 Some(id) if id.len() > 64 => {
                     return Err(field(index, "sequence_id", "longer than 64 characters"));
                 }
-                _ => digest_key(
+                _ => reply_key(
                     "aliyun",
                     &[
                         &phone_number,
@@ -360,7 +361,7 @@ pub fn tencent_replies(body: &[u8]) -> Result<Vec<InboundReply>, InboundError> {
             };
             let mobile = reply.mobile.into_text();
             let nationcode = reply.nationcode.map(Id::into_text);
-            let key = digest_key(
+            let key = reply_key(
                 "tencent",
                 &[
                     nationcode.as_deref().unwrap_or_default(),
