@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use daiban_domain::{AgentId, Applicant, Channel, CountyCode, GridCode, PhoneNumber};
-use daiban_store::{NewOrder, RedisStore, Store, StoreError, Submitted, conformance};
+use daiban_store::{
+    EventKind, NewOrder, Overview, RedisStore, Store, StoreError, Submitted, conformance,
+};
 use daiban_tests::redis::RedisServer;
 
 /// Connects a store to `server`. Each test has its own tokio runtime, so
@@ -177,6 +179,98 @@ async fn redis_store_survives_restart() {
         .await
         .expect("claim after the restart");
     assert_eq!(claimed.agent, Some(holder), "holder after the restart");
+}
+
+/// An order written before the hash had short field names: every field
+/// under its long name, empty ones included, and its changes in a list.
+#[tokio::test]
+async fn redis_upgrades_orders_with_long_field_names() {
+    let server = RedisServer::start();
+    let store = connect(&server).await;
+    let prefix = "daiban:{431127}:";
+    let (created, widens) = (time(0).timestamp_millis(), time(10).timestamp_millis());
+    let client = ::redis::Client::open(server.url()).expect("redis url");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the test server");
+    let fields = [
+        ("number", "20261123-0001".to_owned()),
+        ("state", "offered_to_grid".to_owned()),
+        ("request_text", "办理居住证".to_owned()),
+        ("address", String::new()),
+        ("applicant_name", "张三".to_owned()),
+        ("applicant_phone", "13812341234".to_owned()),
+        ("channel", "wechat".to_owned()),
+        ("claim_code", "737111".to_owned()),
+        ("create_time", created.to_string()),
+        ("widen_time", widens.to_string()),
+        ("widened", "0".to_owned()),
+        ("escalated", "0".to_owned()),
+        ("rating_comment", String::new()),
+        ("cancel_reason", String::new()),
+        ("released_by", String::new()),
+        ("grid", "431127100201".to_owned()),
+    ];
+    let () = ::redis::pipe()
+        .hset_multiple(format!("{prefix}order:1"), &fields)
+        .ignore()
+        .set(format!("{prefix}seq"), 1)
+        .ignore()
+        .zadd(format!("{prefix}widen"), 1, widens)
+        .ignore()
+        .zadd(format!("{prefix}open:grid:431127100201"), 1, 1)
+        .ignore()
+        .rpush(
+            format!("{prefix}changes:1"),
+            format!("submitted||{created}"),
+        )
+        .ignore()
+        .query_async(&mut raw)
+        .await
+        .expect("write the old order");
+
+    let id = daiban_domain::OrderId::new(CountyCode::parse("431127").expect("county"), 1);
+    let stored = store.order(&id).await.expect("read the old order");
+    assert_eq!(stored.number, "20261123-0001");
+    assert_eq!(stored.applicant.phone.as_str(), "13812341234");
+    assert!(!stored.widened && stored.address.is_empty());
+    let changes = store.order_changes(&id).await.expect("old changes");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+
+    let holder = AgentId::parse("A1").expect("valid agent id");
+    let grid = GridCode::parse("431127100201").expect("valid grid code");
+    let claimed = store
+        .claim(&id, &holder, &grid, time(1))
+        .await
+        .expect("claim the old order");
+    assert_eq!(claimed.agent.as_ref(), Some(&holder));
+    assert_eq!(claimed.request_text, stored.request_text);
+
+    let names: Vec<String> = ::redis::cmd("HKEYS")
+        .arg(format!("{prefix}order:1"))
+        .query_async(&mut raw)
+        .await
+        .expect("HKEYS");
+    assert!(names.contains(&"s".to_owned()), "{names:?}");
+    for long in ["state", "applicant_phone", "address", "widened"] {
+        assert!(!names.contains(&long.to_owned()), "{long} in {names:?}");
+    }
+    let list: bool = ::redis::cmd("EXISTS")
+        .arg(format!("{prefix}changes:1"))
+        .query_async(&mut raw)
+        .await
+        .expect("EXISTS");
+    assert!(!list, "the list of changes moved into the hash");
+    let kinds: Vec<EventKind> = store
+        .order_changes(&id)
+        .await
+        .expect("changes after the claim")
+        .into_iter()
+        .map(|change| change.kind)
+        .collect();
+    assert_eq!(kinds, vec![EventKind::Submitted, EventKind::Claimed]);
+    assert_eq!(store.order(&id).await.expect("read again"), claimed);
 }
 
 fn time(minutes: i64) -> DateTime<Utc> {

@@ -390,7 +390,10 @@ pub trait Store: Ledger + Overview + sms::SmsStore + stats::Stats + Send + Sync 
     ) -> Result<Vec<WorkOrder>, StoreError>;
 
     /// Marks escalated the county's orders still unclaimed at their
-    /// escalation time. Each order is returned by exactly one call.
+    /// escalation time. An order in its grid phase is on the escalation
+    /// schedule only once `widen_due` widened it, so the escalation time of
+    /// an order must not come before the end of its grid phase. Each order
+    /// is returned by exactly one call.
     async fn escalate_due(
         &self,
         county: &CountyCode,

@@ -45,6 +45,9 @@ struct County {
     /// settlements.
     widen: BTreeSet<(i64, u64)>,
     escalate: BTreeSet<(i64, u64)>,
+    /// Escalation times, in ms, of the orders in their grid phase, which
+    /// go on `escalate` when they widen.
+    escalate_after_widening: HashMap<u64, i64>,
     settle: BTreeSet<(i64, u64)>,
     points: HashMap<AgentId, BTreeMap<String, MonthTotals>>,
     events: std::collections::VecDeque<Event>,
@@ -92,6 +95,7 @@ impl County {
         let seq = order.id.sequence();
         self.widen.retain(|&(_, s)| s != seq);
         self.escalate.retain(|&(_, s)| s != seq);
+        self.escalate_after_widening.remove(&seq);
     }
 }
 
@@ -158,10 +162,14 @@ impl Store for MemoryStore {
                 county
                     .widen
                     .insert((order.widen_time.timestamp_millis(), seq));
+                county
+                    .escalate_after_widening
+                    .insert(seq, escalate_at.timestamp_millis());
+            } else {
+                county
+                    .escalate
+                    .insert((escalate_at.timestamp_millis(), seq));
             }
-            county
-                .escalate
-                .insert((escalate_at.timestamp_millis(), seq));
             if let Some(request_id) = &order.request_id {
                 county.request_ids.insert(request_id.clone(), seq);
             }
@@ -367,6 +375,9 @@ impl Store for MemoryStore {
                 order.state = OrderState::OfferedToCounty;
                 order.widened = true;
                 let order = order.clone();
+                if let Some(at) = county.escalate_after_widening.remove(&entry.1) {
+                    county.escalate.insert((at, entry.1));
+                }
                 county.record(&order.id, EventKind::Widened, None, now);
                 county.announce(AnnouncementKind::Widened, entry.1, now);
                 widened.push(order);

@@ -284,6 +284,10 @@ pub async fn release_reschedules_escalation(store: &dyn Store) {
 
     // An order that escalated before its claim does not escalate again.
     let order = create(store, f.order()).await;
+    store
+        .widen_due(&f.county, at(10), 10)
+        .await
+        .expect("widen_due");
     let due = store
         .escalate_due(&f.county, at(30), 10)
         .await

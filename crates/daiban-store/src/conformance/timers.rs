@@ -157,10 +157,26 @@ pub async fn escalate_due_takes_unclaimed_once(store: &dyn Store) {
         .expect("escalate_due");
     assert!(due.is_empty(), "nothing escalates early: {:?}", ids(&due));
 
-    let due = store
+    let mut due = store
         .escalate_due(&f.county, at(30), 10)
         .await
         .expect("escalate_due");
+    assert_eq!(
+        ids(&due),
+        vec![county_wide.id.clone()],
+        "an order in its grid phase escalates only once widened"
+    );
+    let widened = store
+        .widen_due(&f.county, at(10), 10)
+        .await
+        .expect("widen_due");
+    assert_eq!(widened.len(), 2, "both orders in their grid phase widen");
+    due.extend(
+        store
+            .escalate_due(&f.county, at(30), 10)
+            .await
+            .expect("escalate_due"),
+    );
     let mut expected = vec![in_grid_phase.id.clone(), county_wide.id.clone()];
     expected.sort();
     assert_eq!(

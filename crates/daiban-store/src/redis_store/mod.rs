@@ -33,8 +33,10 @@
 //!   county-wide, scored by sequence number.
 //! - `daiban:{431127}:widen` (sorted set): orders in their grid phase,
 //!   scored by its end.
-//! - `daiban:{431127}:escalate` (sorted set): unclaimed orders, scored by
-//!   their escalation time.
+//! - `daiban:{431127}:escalate` (sorted set): unclaimed orders offered
+//!   county-wide, scored by their escalation time. An order in its grid
+//!   phase keeps that time in its hash until it widens, so it is on one
+//!   schedule, not two.
 //! - `daiban:{431127}:settle` (sorted set): completed orders, scored by the
 //!   end of their rating window.
 //! - `daiban:{431127}:events` (stream): one entry per state change with the
@@ -203,7 +205,7 @@ fn submit_args(draft: &WorkOrder, escalate_at: DateTime<Utc>) -> Vec<String> {
         millis(draft.create_time),
     ];
     for (field, value) in order_hash::encode(draft) {
-        if field != "number" && field != "claim_code" {
+        if field != "n" && field != "cc" {
             args.push(field.to_owned());
             args.push(value);
         }

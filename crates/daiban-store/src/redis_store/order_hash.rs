@@ -1,10 +1,21 @@
 //! The fields of an order's hash, written in full by `submit` and parsed
 //! strictly on every read.
 //!
-//! Text fields are stored as given and times as integer milliseconds since
-//! the epoch. A field of an `Option` that is `None` is absent from the hash,
-//! so an absent required field, or a value that does not parse, makes the
-//! order `StoreError::Corrupt`.
+//! Every order stores its field names again, so they are one to three
+//! letters: [`FIELDS`] gives each its long name. Text fields are stored as
+//! given and times as integer milliseconds since the epoch. A field whose
+//! value is `None`, an empty text or `false` is absent from the hash; an
+//! absent required field, or a value that does not parse, makes the order
+//! `StoreError::Corrupt`.
+//!
+//! Orders written before the names were short have the long names. The
+//! scripts rename their fields on first touch (`upgrade` in
+//! `lua/common.lua`), and [`decode`] reads both.
+//!
+//! The hash also holds fields that are not part of the `WorkOrder`: `h1`,
+//! `h2`, … are the order's changes, as `<kind>|<agent>|<time>`, and `ea` is
+//! the escalation time of an order in its grid phase, which the order is
+//! scheduled for when it widens.
 
 use std::collections::HashMap;
 
@@ -16,99 +27,142 @@ use daiban_domain::{
 
 use crate::StoreError;
 
+/// Each field's short name, as stored, and long name, as stored before and
+/// as named in errors. `lua/common.lua` keeps the same table.
+pub(super) const FIELDS: [(&str, &str); 31] = [
+    ("n", "number"),
+    ("s", "state"),
+    ("t", "request_text"),
+    ("ad", "address"),
+    ("an", "applicant_name"),
+    ("ap", "applicant_phone"),
+    ("ch", "channel"),
+    ("cc", "claim_code"),
+    ("ct", "create_time"),
+    ("wt", "widen_time"),
+    ("w", "widened"),
+    ("e", "escalated"),
+    ("rc", "rating_comment"),
+    ("cr", "cancel_reason"),
+    ("rb", "released_by"),
+    ("ri", "request_id"),
+    ("g", "grid"),
+    ("a", "agent"),
+    ("kt", "claim_time"),
+    ("dt", "complete_time"),
+    ("r", "rating"),
+    ("rt", "rate_time"),
+    ("p", "points"),
+    ("st", "settle_time"),
+    ("xt", "cancel_time"),
+    ("mc", "matter_code"),
+    ("mn", "matter_name"),
+    ("mk", "matter_class"),
+    ("md", "matter_department"),
+    ("ot", "result_text"),
+    ("or", "result_reference"),
+];
+
 /// Field, value pairs of `order`'s hash.
 pub(super) fn encode(order: &WorkOrder) -> Vec<(&'static str, String)> {
     let released_by: Vec<&str> = order.released_by.iter().map(AgentId::as_str).collect();
     let mut fields = vec![
-        ("number", order.number.clone()),
-        ("state", order.state.as_str().to_owned()),
-        ("request_text", order.request_text.clone()),
-        ("address", order.address.clone()),
-        ("applicant_name", order.applicant.name.clone()),
-        ("applicant_phone", order.applicant.phone.as_str().to_owned()),
-        ("channel", order.channel.as_str().to_owned()),
-        ("claim_code", order.claim_code.clone()),
-        ("create_time", millis(order.create_time)),
-        ("widen_time", millis(order.widen_time)),
-        ("widened", flag(order.widened)),
-        ("escalated", flag(order.escalated)),
-        ("rating_comment", order.rating_comment.clone()),
-        ("cancel_reason", order.cancel_reason.clone()),
-        // Agent ids contain no commas, so a comma separates them safely.
-        ("released_by", released_by.join(",")),
+        ("n", order.number.clone()),
+        ("s", order.state.as_str().to_owned()),
+        ("t", order.request_text.clone()),
+        ("ap", order.applicant.phone.as_str().to_owned()),
+        ("ch", order.channel.as_str().to_owned()),
+        ("cc", order.claim_code.clone()),
+        ("ct", millis(order.create_time)),
+        ("wt", millis(order.widen_time)),
     ];
 
     let mut optional = |name: &'static str, value: Option<String>| {
-        if let Some(value) = value {
+        if let Some(value) = value.filter(|value| !value.is_empty()) {
             fields.push((name, value));
         }
     };
-    optional("request_id", order.request_id.clone());
-    optional("grid", order.grid.as_ref().map(GridCode::to_string));
-    optional("agent", order.agent.as_ref().map(AgentId::to_string));
-    optional("claim_time", order.claim_time.map(millis));
-    optional("complete_time", order.complete_time.map(millis));
-    optional("rating", order.rating.map(|r| r.as_str().to_owned()));
-    optional("rate_time", order.rate_time.map(millis));
-    optional("points", order.points_tenths.map(|p| p.to_string()));
-    optional("settle_time", order.settle_time.map(millis));
-    optional("cancel_time", order.cancel_time.map(millis));
+    optional("ad", Some(order.address.clone()));
+    optional("an", Some(order.applicant.name.clone()));
+    optional("w", order.widened.then(|| "1".to_owned()));
+    optional("e", order.escalated.then(|| "1".to_owned()));
+    optional("rc", Some(order.rating_comment.clone()));
+    optional("cr", Some(order.cancel_reason.clone()));
+    // Agent ids contain no commas, so a comma separates them safely.
+    optional("rb", Some(released_by.join(",")));
+    optional("ri", order.request_id.clone());
+    optional("g", order.grid.as_ref().map(GridCode::to_string));
+    optional("a", order.agent.as_ref().map(AgentId::to_string));
+    optional("kt", order.claim_time.map(millis));
+    optional("dt", order.complete_time.map(millis));
+    optional("r", order.rating.map(|r| r.as_str().to_owned()));
+    optional("rt", order.rate_time.map(millis));
+    optional("p", order.points_tenths.map(|p| p.to_string()));
+    optional("st", order.settle_time.map(millis));
+    optional("xt", order.cancel_time.map(millis));
     if let Some(matter) = &order.matter {
-        optional("matter_code", Some(matter.code.to_string()));
-        optional("matter_name", Some(matter.name.clone()));
-        optional("matter_class", Some(matter.class.number().to_string()));
-        optional("matter_department", Some(matter.department.clone()));
+        optional("mc", Some(matter.code.to_string()));
+        optional("mn", Some(matter.name.clone()));
+        optional("mk", Some(matter.class.number().to_string()));
+        optional("md", Some(matter.department.clone()));
     }
     if let Some(result) = &order.result {
-        optional("result_text", Some(result.text.clone()));
-        optional("result_reference", Some(result.reference.clone()));
+        optional("ot", Some(result.text.clone()));
+        optional("or", Some(result.reference.clone()));
     }
     fields
 }
 
-/// Parses the hash of order `id` from its field, value pairs.
+/// Parses the hash of order `id` from its field, value pairs, with short
+/// or long field names.
 pub(super) fn decode(id: &OrderId, pairs: Vec<(String, String)>) -> Result<WorkOrder, StoreError> {
-    let fields = Fields {
-        order: id,
-        map: pairs.into_iter().collect(),
-    };
+    let map = pairs
+        .into_iter()
+        .map(
+            |(name, value)| match FIELDS.iter().find(|(_, long)| *long == name) {
+                Some((short, _)) => ((*short).to_owned(), value),
+                None => (name, value),
+            },
+        )
+        .collect();
+    let fields = Fields { order: id, map };
 
-    let phone = fields.required("applicant_phone")?;
+    let phone = fields.required("ap")?;
     // The stored number is not echoed, because error messages reach logs.
     let phone = PhoneNumber::parse(phone)
         .map_err(|_| fields.corrupt("invalid field applicant_phone".to_owned()))?;
 
     Ok(WorkOrder {
         id: id.clone(),
-        number: fields.required("number")?.to_owned(),
-        state: fields.parse("state", OrderState::parse)?,
-        request_text: fields.required("request_text")?.to_owned(),
-        request_id: fields.optional("request_id").map(str::to_owned),
+        number: fields.required("n")?.to_owned(),
+        state: fields.parse("s", OrderState::parse)?,
+        request_text: fields.required("t")?.to_owned(),
+        request_id: fields.optional("ri").map(str::to_owned),
         matter: fields.matter()?,
         county: id.county().clone(),
-        grid: fields.parse_optional("grid", |v| GridCode::parse(v).ok())?,
-        address: fields.required("address")?.to_owned(),
+        grid: fields.parse_optional("g", |v| GridCode::parse(v).ok())?,
+        address: fields.text("ad"),
         applicant: Applicant {
-            name: fields.required("applicant_name")?.to_owned(),
+            name: fields.text("an"),
             phone,
         },
-        channel: fields.parse("channel", Channel::parse)?,
-        claim_code: fields.required("claim_code")?.to_owned(),
-        agent: fields.parse_optional("agent", |v| AgentId::parse(v).ok())?,
-        create_time: fields.parse("create_time", parse_millis)?,
-        widen_time: fields.parse("widen_time", parse_millis)?,
-        widened: fields.parse("widened", parse_flag)?,
-        escalated: fields.parse("escalated", parse_flag)?,
-        claim_time: fields.parse_optional("claim_time", parse_millis)?,
-        complete_time: fields.parse_optional("complete_time", parse_millis)?,
+        channel: fields.parse("ch", Channel::parse)?,
+        claim_code: fields.required("cc")?.to_owned(),
+        agent: fields.parse_optional("a", |v| AgentId::parse(v).ok())?,
+        create_time: fields.parse("ct", parse_millis)?,
+        widen_time: fields.parse("wt", parse_millis)?,
+        widened: fields.flag("w")?,
+        escalated: fields.flag("e")?,
+        claim_time: fields.parse_optional("kt", parse_millis)?,
+        complete_time: fields.parse_optional("dt", parse_millis)?,
         result: fields.result()?,
-        rating: fields.parse_optional("rating", Rating::parse)?,
-        rating_comment: fields.required("rating_comment")?.to_owned(),
-        rate_time: fields.parse_optional("rate_time", parse_millis)?,
-        points_tenths: fields.parse_optional("points", |v| v.parse().ok())?,
-        settle_time: fields.parse_optional("settle_time", parse_millis)?,
-        cancel_time: fields.parse_optional("cancel_time", parse_millis)?,
-        cancel_reason: fields.required("cancel_reason")?.to_owned(),
+        rating: fields.parse_optional("r", Rating::parse)?,
+        rating_comment: fields.text("rc"),
+        rate_time: fields.parse_optional("rt", parse_millis)?,
+        points_tenths: fields.parse_optional("p", |v| v.parse().ok())?,
+        settle_time: fields.parse_optional("st", parse_millis)?,
+        cancel_time: fields.parse_optional("xt", parse_millis)?,
+        cancel_reason: fields.text("cr"),
         released_by: fields.released_by()?,
     })
 }
@@ -121,16 +175,12 @@ pub(super) fn parse_millis(text: &str) -> Option<DateTime<Utc>> {
     text.parse().ok().and_then(DateTime::from_timestamp_millis)
 }
 
-fn flag(value: bool) -> String {
-    if value { "1" } else { "0" }.to_owned()
-}
-
-fn parse_flag(text: &str) -> Option<bool> {
-    match text {
-        "1" => Some(true),
-        "0" => Some(false),
-        _ => None,
-    }
+/// Returns the long name of the field stored as `short`.
+fn long_name(short: &str) -> &str {
+    FIELDS
+        .iter()
+        .find(|(name, _)| *name == short)
+        .map_or(short, |(_, long)| long)
 }
 
 struct Fields<'a> {
@@ -152,7 +202,22 @@ impl Fields<'_> {
 
     fn required(&self, name: &str) -> Result<&str, StoreError> {
         self.optional(name)
-            .ok_or_else(|| self.corrupt(format!("missing field {name}")))
+            .ok_or_else(|| self.corrupt(format!("missing field {}", long_name(name))))
+    }
+
+    /// Returns a text field, empty when absent.
+    fn text(&self, name: &str) -> String {
+        self.optional(name).unwrap_or_default().to_owned()
+    }
+
+    /// Parses a flag, `1` when set; orders written before the names were
+    /// short also store `0`.
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        match self.optional(name) {
+            None | Some("0") => Ok(false),
+            Some("1") => Ok(true),
+            Some(text) => Err(self.invalid(name, text)),
+        }
     }
 
     fn parse<T>(&self, name: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, StoreError> {
@@ -175,43 +240,41 @@ impl Fields<'_> {
 
     fn invalid(&self, name: &str, text: &str) -> StoreError {
         let excerpt: String = text.chars().take(40).collect();
-        self.corrupt(format!("invalid field {name}: {excerpt:?}"))
+        self.corrupt(format!("invalid field {}: {excerpt:?}", long_name(name)))
     }
 
     /// Parses the matter, whose four fields are present together or not at
     /// all.
     fn matter(&self) -> Result<Option<Matter>, StoreError> {
-        let Some(code) = self.optional("matter_code") else {
+        let Some(code) = self.optional("mc") else {
             return Ok(None);
         };
-        let code = MatterCode::parse(code).map_err(|_| self.invalid("matter_code", code))?;
+        let code = MatterCode::parse(code).map_err(|_| self.invalid("mc", code))?;
         Ok(Some(Matter {
             code,
-            name: self.required("matter_name")?.to_owned(),
-            class: self.parse("matter_class", |v| {
-                v.parse().ok().and_then(MatterClass::from_number)
-            })?,
-            department: self.required("matter_department")?.to_owned(),
+            name: self.required("mn")?.to_owned(),
+            class: self.parse("mk", |v| v.parse().ok().and_then(MatterClass::from_number))?,
+            department: self.required("md")?.to_owned(),
         }))
     }
 
     /// Parses the work result, whose two fields are present together or not
     /// at all.
     fn result(&self) -> Result<Option<WorkResult>, StoreError> {
-        let Some(text) = self.optional("result_text") else {
+        let Some(text) = self.optional("ot") else {
             return Ok(None);
         };
         Ok(Some(WorkResult {
             text: text.to_owned(),
-            reference: self.required("result_reference")?.to_owned(),
+            reference: self.required("or")?.to_owned(),
         }))
     }
 
     fn released_by(&self) -> Result<Vec<AgentId>, StoreError> {
-        let list = self.required("released_by")?;
+        let list = self.optional("rb").unwrap_or_default();
         list.split(',')
             .filter(|id| !id.is_empty())
-            .map(|id| AgentId::parse(id).map_err(|_| self.invalid("released_by", list)))
+            .map(|id| AgentId::parse(id).map_err(|_| self.invalid("rb", list)))
             .collect()
     }
 }
@@ -290,10 +353,66 @@ mod tests {
     }
 
     #[test]
+    fn empty_texts_and_false_flags_are_left_out() {
+        let mut order = order();
+        order.result = None;
+        order.released_by.clear();
+        order.widened = false;
+        order.escalated = true;
+        let fields = pairs(&order);
+        let names: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
+        for absent in ["ad", "rc", "cr", "rb", "w", "ot", "or"] {
+            assert!(!names.contains(&absent), "{absent} in {names:?}");
+        }
+        assert!(names.contains(&"e"), "{names:?}");
+        assert!(
+            fields.iter().all(|(_, value)| !value.is_empty()),
+            "{fields:?}"
+        );
+        assert_eq!(decode(&order.id, fields).expect("decodes"), order);
+    }
+
+    #[test]
+    fn long_field_names_decode() {
+        let order = order();
+        let mut fields: Vec<(String, String)> = pairs(&order)
+            .into_iter()
+            .map(|(name, value)| (long_name(&name).to_owned(), value))
+            .collect();
+        // Orders written with long names stored every field, empty or not.
+        fields.push(("address".to_owned(), String::new()));
+        fields.push(("escalated".to_owned(), "0".to_owned()));
+        assert!(fields.iter().any(|(name, _)| name == "applicant_phone"));
+        assert_eq!(decode(&order.id, fields).expect("decodes"), order);
+    }
+
+    #[test]
+    fn short_names_are_distinct_and_match_the_scripts() {
+        let common = include_str!("lua/common.lua");
+        for (i, (short, long)) in FIELDS.iter().enumerate() {
+            assert!(
+                FIELDS[..i].iter().all(|(other, _)| other != short),
+                "{short} is used twice"
+            );
+            assert!(
+                !short.starts_with('h') && *short != "ea",
+                "{short} is reserved"
+            );
+            assert!(
+                common.contains(&format!("{long} = '{short}'")),
+                "lua/common.lua lacks {long} = '{short}'"
+            );
+        }
+        for (name, _) in pairs(&order()) {
+            assert!(FIELDS.iter().any(|(short, _)| *short == name), "{name}");
+        }
+    }
+
+    #[test]
     fn missing_field_is_corrupt() {
         let order = order();
         let mut fields = pairs(&order);
-        fields.retain(|(name, _)| name != "widen_time");
+        fields.retain(|(name, _)| name != "wt");
         let err = decode(&order.id, fields).expect_err("widen_time is required");
         assert!(
             matches!(&err, StoreError::Corrupt { reason, .. } if reason == "missing field widen_time"),
@@ -305,7 +424,7 @@ mod tests {
     fn half_a_matter_is_corrupt() {
         let order = order();
         let mut fields = pairs(&order);
-        fields.retain(|(name, _)| name != "matter_class");
+        fields.retain(|(name, _)| name != "mk");
         let err = decode(&order.id, fields).expect_err("matter_class is required");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     }
@@ -315,7 +434,7 @@ mod tests {
         let order = order();
         let mut fields = pairs(&order);
         for (name, value) in &mut fields {
-            if name == "applicant_phone" {
+            if name == "ap" {
                 *value = "1381234123".to_owned();
             }
         }
@@ -329,7 +448,7 @@ mod tests {
         let order = order();
         let mut fields = pairs(&order);
         for (name, value) in &mut fields {
-            if name == "create_time" {
+            if name == "ct" {
                 *value = "yesterday".to_owned();
             }
         }

@@ -14,8 +14,10 @@
 //!   scored by sequence number.
 //! - `daiban:{431127}:agent_orders:<agent>` (sorted set): the orders the
 //!   agent claimed, scored by sequence number.
-//! - `daiban:{431127}:changes:<seq>` (list): the order's events as
-//!   `<kind>|<agent>|<time>`.
+//! - the fields `h1`, `h2`, … of the order's hash: its changes, as
+//!   `<kind>|<agent>|<time>`, and `hn` their number. Orders last changed
+//!   before the changes moved into the hash keep them in the list
+//!   `daiban:{431127}:changes:<seq>`.
 //! - `daiban:{431127}:console_secret` (string): the console's session
 //!   secret.
 //!
@@ -259,26 +261,41 @@ impl Overview for RedisStore {
     }
 
     async fn order_changes(&self, order: &OrderId) -> Result<Vec<Event>, StoreError> {
-        let key = format!(
-            "{}changes:{}",
-            CountyKeys::new(order.county()).prefix(),
-            order.sequence()
-        );
+        let keys = CountyKeys::new(order.county());
+        let hash_key = keys.order(order.sequence());
+        let list_key = format!("{}changes:{}", keys.prefix(), order.sequence());
         let mut connection = self.connection().await?;
-        let value: Value = redis::cmd("LRANGE")
-            .arg(&key)
+        // Orders not changed since their changes moved into the hash still
+        // keep them in a list of their own.
+        let (fields, listed): (Value, Value) = redis::pipe()
+            .cmd("HGETALL")
+            .arg(&hash_key)
+            .cmd("LRANGE")
+            .arg(&list_key)
             .arg(0)
             .arg(-1)
             .query_async(&mut connection)
             .await
             .map_err(command_failed)?;
-        let entries = items(value).ok_or_else(|| unexpected(&key, "a list of changes"))?;
-        entries
-            .iter()
-            .map(|entry| {
-                let entry = text(entry).ok_or_else(|| unexpected(&key, "a text entry"))?;
-                change(order, &key, &entry)
+        let fields = pairs(fields).ok_or_else(|| unexpected(&hash_key, "an order's hash"))?;
+        let mut numbered: Vec<(u32, String)> = fields
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let number = name.strip_prefix('h')?.parse().ok()?;
+                Some((number, value))
             })
+            .collect();
+        if numbered.is_empty() {
+            let listed = items(listed).ok_or_else(|| unexpected(&list_key, "a list of changes"))?;
+            for (number, entry) in (1..).zip(listed) {
+                let entry = text(&entry).ok_or_else(|| unexpected(&list_key, "a text entry"))?;
+                numbered.push((number, entry));
+            }
+        }
+        numbered.sort_unstable_by_key(|(number, _)| *number);
+        numbered
+            .iter()
+            .map(|(_, entry)| change(order, &hash_key, entry))
             .collect()
     }
 

@@ -6,7 +6,7 @@
 -- Returns {'ok', fields of the order} or a failure.
 local key, seq, reason, now = KEYS[1], ARGV[2], ARGV[3], ARGV[4]
 
-local state, failure = state_of(key)
+local state, failure = state_of(key, seq)
 if failure then
   return failure
 end
@@ -15,7 +15,10 @@ if not is_open(state) and state ~= 'claimed' then
 end
 
 unschedule(key, seq)
-redis.call('HSET', key, 'state', 'cancelled', 'cancel_time', now, 'cancel_reason', reason)
+redis.call('HSET', key, F.state, 'cancelled', F.cancel_time, now)
+if reason ~= '' then
+  redis.call('HSET', key, F.cancel_reason, reason)
+end
 track(seq, 'cancelled', state, '', now)
 record(seq, 'cancelled', '', now)
 return {'ok', redis.call('HGETALL', key)}

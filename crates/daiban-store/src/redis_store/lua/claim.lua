@@ -7,7 +7,7 @@
 -- Returns {'ok', fields of the order} or a failure.
 local key, seq, agent, agent_grid, now = KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
-local state, failure = state_of(key)
+local state, failure = state_of(key, seq)
 if failure then
   return failure
 end
@@ -15,7 +15,7 @@ if state == 'cancelled' then
   return {'err', 'conflict', state}
 end
 if not is_open(state) then
-  if redis.call('HGET', key, 'agent') ~= agent then
+  if redis.call('HGET', key, F.agent) ~= agent then
     return {'err', 'already_claimed'}
   end
   if state == 'claimed' then
@@ -26,8 +26,8 @@ if not is_open(state) then
 end
 
 if state == 'offered_to_grid' then
-  local grid = redis.call('HGET', key, 'grid')
-  local widen_time = redis.call('HGET', key, 'widen_time')
+  local grid = redis.call('HGET', key, F.grid)
+  local widen_time = redis.call('HGET', key, F.widen_time)
   if not grid or not widen_time then
     return {'err', 'corrupt', 'an order offered to its grid lacks its grid or widen_time'}
   end
@@ -37,7 +37,7 @@ if state == 'offered_to_grid' then
 end
 
 unschedule(key, seq)
-redis.call('HSET', key, 'state', 'claimed', 'agent', agent, 'claim_time', now)
+redis.call('HSET', key, F.state, 'claimed', F.agent, agent, F.claim_time, now)
 track(seq, 'claimed', state, agent, now)
 record(seq, 'claimed', agent, now)
 return {'ok', redis.call('HGETALL', key)}

@@ -19,8 +19,60 @@ local prefix = ARGV[1]
 -- stream nodes, so a few more may remain.
 local EVENTS_MAXLEN = '100000'
 
+-- Short names of the fields of an order's hash, by long name. Every order
+-- stores its field names again, so they are short; `order_hash.rs` keeps
+-- the same table. `h1`, `h2`, ... are the order's changes and `hn` their
+-- count; `ea` is the escalation time of an order in its grid phase.
+local F = {
+  number = 'n', state = 's', request_text = 't', address = 'ad',
+  applicant_name = 'an', applicant_phone = 'ap', channel = 'ch',
+  claim_code = 'cc', create_time = 'ct', widen_time = 'wt', widened = 'w',
+  escalated = 'e', rating_comment = 'rc', cancel_reason = 'cr',
+  released_by = 'rb', request_id = 'ri', grid = 'g', agent = 'a',
+  claim_time = 'kt', complete_time = 'dt', rating = 'r', rate_time = 'rt',
+  points = 'p', settle_time = 'st', cancel_time = 'xt', matter_code = 'mc',
+  matter_name = 'mn', matter_class = 'mk', matter_department = 'md',
+  result_text = 'ot', result_reference = 'or',
+}
+local ESCALATE_AT = 'ea'
+
 local function order_key(seq)
   return prefix .. 'order:' .. seq
+end
+
+-- Rewrites an order stored with long field names under the short ones,
+-- leaving out empty values and false flags, and moves its list of changes
+-- into the hash. Every script that writes an order calls it first.
+local function upgrade(key, seq)
+  if redis.call('HEXISTS', key, 'state') == 0 then
+    return
+  end
+  local stored = redis.call('HGETALL', key)
+  local renamed = {}
+  for i = 1, #stored - 1, 2 do
+    local name, value = F[stored[i]] or stored[i], stored[i + 1]
+    local false_flag = (name == F.widened or name == F.escalated) and value == '0'
+    if value ~= '' and not false_flag then
+      renamed[#renamed + 1] = name
+      renamed[#renamed + 1] = value
+    end
+  end
+  local changes_key = prefix .. 'changes:' .. seq
+  local changes = redis.call('LRANGE', changes_key, 0, -1)
+  for i, change in ipairs(changes) do
+    renamed[#renamed + 1] = 'h' .. i
+    renamed[#renamed + 1] = change
+  end
+  renamed[#renamed + 1] = 'hn'
+  renamed[#renamed + 1] = tostring(#changes)
+  redis.call('DEL', key, changes_key)
+  redis.call('HSET', key, unpack(renamed))
+end
+
+-- Returns field `name` (a long name) of the order at `key`, whichever way
+-- its fields are named; for the scripts that only read.
+local function read_field(key, name)
+  return redis.call('HGET', key, F[name]) or redis.call('HGET', key, name)
 end
 
 local function open_grid_key(grid)
@@ -45,10 +97,11 @@ local function announce(kind, seq, time)
   redis.call('ZADD', prefix .. 'outbox', time, kind .. ':' .. seq)
 end
 
--- Returns the state of the order at `key`, or nil and the failure to return
+-- Returns the state of order `seq` at `key`, after `upgrade`, or nil and the failure to return
 -- when the order does not exist or has no state.
-local function state_of(key)
-  local state = redis.call('HGET', key, 'state')
+local function state_of(key, seq)
+  upgrade(key, seq)
+  local state = redis.call('HGET', key, F.state)
   if state then
     return state, nil
   end
@@ -61,7 +114,8 @@ end
 -- Takes an order off the open sets and the widening and escalation
 -- schedules, once no agent can claim it any more.
 local function unschedule(key, seq)
-  local grid = redis.call('HGET', key, 'grid')
+  redis.call('HDEL', key, ESCALATE_AT)
+  local grid = redis.call('HGET', key, F.grid)
   if grid then
     redis.call('ZREM', open_grid_key(grid), seq)
   end
@@ -84,13 +138,13 @@ local STATS_TTL_SECONDS = 40 * 86400
 -- Keeps what the console reads (see `redis_store/overview.rs`) in step
 -- with a change of the order: the county's counts by state, the UTC+8
 -- day's statistics, the indices by number, phone and agent, and the
--- order's list of changes. It is called with the arguments of `record`
+-- order's changes. It is called with the arguments of `record`
 -- and the state before the change (`from`, '' for a new order), after the
 -- order's hash got its new state; an escalation or a rating keeps the
 -- state.
 local function track(seq, kind, from, agent, time)
   local key = order_key(seq)
-  local to = redis.call('HGET', key, 'state')
+  local to = redis.call('HGET', key, F.state)
   if to and from ~= to then
     if from ~= '' then
       redis.call('HINCRBY', prefix .. 'states', from, -1)
@@ -104,7 +158,7 @@ local function track(seq, kind, from, agent, time)
   local stats = prefix .. 'stats:' .. day
   if kind == 'submitted' then
     redis.call('HINCRBY', stats, 'submitted:' .. hour, 1)
-    local fields = redis.call('HMGET', key, 'number', 'applicant_phone')
+    local fields = redis.call('HMGET', key, F.number, F.applicant_phone)
     if fields[1] then
       redis.call('HSET', prefix .. 'numbers', fields[1], seq)
     end
@@ -112,7 +166,7 @@ local function track(seq, kind, from, agent, time)
       redis.call('ZADD', prefix .. 'phone:' .. fields[2], seq, seq)
     end
   elseif kind == 'claimed' then
-    local fields = redis.call('HMGET', key, 'create_time', 'widen_time', 'grid')
+    local fields = redis.call('HMGET', key, F.create_time, F.widen_time, F.grid)
     local wait = tonumber(time) - tonumber(fields[1] or time)
     local phase = 'county'
     if from == 'offered_to_grid' and tonumber(time) < tonumber(fields[2] or 0) then
@@ -137,5 +191,6 @@ local function track(seq, kind, from, agent, time)
     redis.call('HINCRBY', stats, kind, 1)
   end
   redis.call('EXPIRE', stats, STATS_TTL_SECONDS)
-  redis.call('RPUSH', prefix .. 'changes:' .. seq, kind .. '|' .. agent .. '|' .. time)
+  local count = redis.call('HINCRBY', key, 'hn', 1)
+  redis.call('HSET', key, 'h' .. count, kind .. '|' .. agent .. '|' .. time)
 end

@@ -13,27 +13,27 @@ local key, seq, agent, now, settle_at = KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV
 local result_text, result_reference = ARGV[6], ARGV[7]
 local matter_code, matter_name, matter_class, matter_department = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 
-local state, failure = state_of(key)
+local state, failure = state_of(key, seq)
 if failure then
   return failure
 end
 if state ~= 'claimed' then
   return {'err', 'conflict', state}
 end
-if redis.call('HGET', key, 'agent') ~= agent then
+if redis.call('HGET', key, F.agent) ~= agent then
   return {'err', 'not_holder'}
 end
-local has_matter = redis.call('HEXISTS', key, 'matter_code') == 1
+local has_matter = redis.call('HEXISTS', key, F.matter_code) == 1
 if not has_matter and matter_code == '' then
   return {'err', 'no_matter'}
 end
 
 if not has_matter then
-  redis.call('HSET', key, 'matter_code', matter_code, 'matter_name', matter_name,
-    'matter_class', matter_class, 'matter_department', matter_department)
+  redis.call('HSET', key, F.matter_code, matter_code, F.matter_name, matter_name,
+    F.matter_class, matter_class, F.matter_department, matter_department)
 end
-redis.call('HSET', key, 'state', 'completed', 'complete_time', now,
-  'result_text', result_text, 'result_reference', result_reference)
+redis.call('HSET', key, F.state, 'completed', F.complete_time, now,
+  F.result_text, result_text, F.result_reference, result_reference)
 redis.call('ZADD', prefix .. 'settle', settle_at, seq)
 track(seq, 'completed', state, agent, now)
 record(seq, 'completed', agent, now)

@@ -10,9 +10,10 @@ local escalated = {}
 for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
   redis.call('ZREM', KEYS[1], seq)
   local key = order_key(seq)
-  local state = redis.call('HGET', key, 'state')
-  if is_open(state) and redis.call('HGET', key, 'escalated') ~= '1' then
-    redis.call('HSET', key, 'escalated', '1')
+  upgrade(key, seq)
+  local state = redis.call('HGET', key, F.state)
+  if is_open(state) and redis.call('HGET', key, F.escalated) ~= '1' then
+    redis.call('HSET', key, F.escalated, '1')
     track(seq, 'escalated', state, '', now)
     record(seq, 'escalated', '', now)
     announce('escalated', seq, now)

@@ -42,7 +42,7 @@ end
 -- order settled without one, and `tally` is 'satisfied', 'unsatisfied' or
 -- '' for the month counter that the rating adds to.
 local function settle(key, seq, agent, class, rating, tally, points, settle_time, quarter, month)
-  redis.call('HSET', key, 'state', 'settled', 'points', points, 'settle_time', settle_time)
+  redis.call('HSET', key, F.state, 'settled', F.points, points, F.settle_time, settle_time)
   redis.call('ZREM', prefix .. 'settle', seq)
   add_to_month(prefix .. 'points:' .. agent, month, class, tally, points)
   add_to_month(prefix .. 'county_points', month, class, tally, points)

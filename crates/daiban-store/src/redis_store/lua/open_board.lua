@@ -12,7 +12,7 @@ local board = {}
 local function add(seqs)
   for _, seq in ipairs(seqs) do
     local key = order_key(seq)
-    if is_open(redis.call('HGET', key, 'state')) then
+    if is_open(read_field(key, 'state')) then
       table.insert(board, {seq, redis.call('HGETALL', key)})
     end
   end

@@ -32,7 +32,7 @@ for _, seq in ipairs(candidates) do
     break
   end
   local key = order_key(seq)
-  if is_open(redis.call('HGET', key, 'state')) then
+  if is_open(read_field(key, 'state')) then
     table.insert(orders, {tostring(seq), redis.call('HGETALL', key)})
   end
 end

@@ -8,18 +8,21 @@
 -- Returns {'ok', fields of the order} or a failure.
 local key, seq, rating, comment, now = KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
-local state, failure = state_of(key)
+local state, failure = state_of(key, seq)
 if failure then
   return failure
 end
-if redis.call('HEXISTS', key, 'rating') == 1 then
+if redis.call('HEXISTS', key, F.rating) == 1 then
   return {'err', 'already_rated'}
 end
 if state ~= 'completed' then
   return {'err', 'conflict', state}
 end
 
-redis.call('HSET', key, 'rating', rating, 'rating_comment', comment, 'rate_time', now)
+redis.call('HSET', key, F.rating, rating, F.rate_time, now)
+if comment ~= '' then
+  redis.call('HSET', key, F.rating_comment, comment)
+end
 track(seq, 'rated', state, '', now)
 record(seq, 'rated', '', now)
 return {'ok', redis.call('HGETALL', key)}

@@ -7,19 +7,19 @@
 -- Returns {'ok', fields of the order} or a failure.
 local key, seq, agent, now, escalate_at = KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
-local state, failure = state_of(key)
+local state, failure = state_of(key, seq)
 if failure then
   return failure
 end
 if state ~= 'claimed' then
   return {'err', 'conflict', state}
 end
-if redis.call('HGET', key, 'agent') ~= agent then
+if redis.call('HGET', key, F.agent) ~= agent then
   return {'err', 'not_holder'}
 end
 
 -- `released_by` is a comma-separated list; agent ids contain no commas.
-local released_by = redis.call('HGET', key, 'released_by') or ''
+local released_by = redis.call('HGET', key, F.released_by) or ''
 local listed = false
 for released in string.gmatch(released_by, '[^,]+') do
   if released == agent then
@@ -34,10 +34,10 @@ if not listed then
   end
 end
 
-redis.call('HSET', key, 'state', 'offered_to_county', 'widened', '1', 'released_by', released_by)
-redis.call('HDEL', key, 'agent', 'claim_time')
+redis.call('HSET', key, F.state, 'offered_to_county', F.widened, '1', F.released_by, released_by)
+redis.call('HDEL', key, F.agent, F.claim_time)
 redis.call('ZADD', prefix .. 'open:county', seq, seq)
-if redis.call('HGET', key, 'escalated') ~= '1' then
+if redis.call('HGET', key, F.escalated) ~= '1' then
   redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
 end
 track(seq, 'released', state, agent, now)

@@ -14,7 +14,7 @@ local agent, class, rating = ARGV[3], ARGV[4], ARGV[5]
 local points, tally, settle_time = ARGV[6], ARGV[7], ARGV[8]
 local periods = {unpack(ARGV, 9)}
 
-local state, failure = state_of(key)
+local state, failure = state_of(key, seq)
 if failure then
   return failure
 end
@@ -24,7 +24,7 @@ end
 if state ~= 'completed' then
   return {'err', 'conflict', state}
 end
-local stored = redis.call('HMGET', key, 'agent', 'matter_class', 'rating')
+local stored = redis.call('HMGET', key, F.agent, F.matter_class, F.rating)
 if stored[1] ~= agent or stored[2] ~= class or stored[3] ~= rating then
   return {'err', 'corrupt', 'agent, matter class or rating changed while settling'}
 end

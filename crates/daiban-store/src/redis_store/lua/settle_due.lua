@@ -29,8 +29,9 @@ local settled = {}
 for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
   redis.call('ZREM', KEYS[1], seq)
   local key = order_key(seq)
-  if redis.call('HGET', key, 'state') == 'completed' and not is_settled(seq) then
-    local fields = redis.call('HMGET', key, 'agent', 'matter_class', 'rating')
+  upgrade(key, seq)
+  if redis.call('HGET', key, F.state) == 'completed' and not is_settled(seq) then
+    local fields = redis.call('HMGET', key, F.agent, F.matter_class, F.rating)
     local agent, class, rating = fields[1], fields[2], fields[3] or ''
     local rule = rules[rating]
     if agent and rule and rule[class] then

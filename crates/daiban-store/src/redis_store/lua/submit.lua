@@ -50,18 +50,20 @@ local claim_code = string.format('%06d',
 if request_key then
   redis.call('SET', request_key, seq)
 end
-local fields = {'number', number, 'claim_code', claim_code}
+local fields = {F.number, number, F.claim_code, claim_code}
 for i = 7, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', key, unpack(fields))
 if grid_phase_until ~= '' then
+  -- `widen_due` puts the order on the escalation schedule when it widens.
+  redis.call('HSET', key, ESCALATE_AT, escalate_at)
   redis.call('ZADD', prefix .. 'widen', grid_phase_until, seq)
   redis.call('ZADD', open_grid_key(grid), seq, seq)
 else
+  redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
   redis.call('ZADD', prefix .. 'open:county', seq, seq)
 end
-redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
 track(seq, 'submitted', '', '', create_time)
 record(seq, 'submitted', '', create_time)
 announce('submitted', seq, create_time)

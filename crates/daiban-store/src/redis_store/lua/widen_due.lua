@@ -11,13 +11,21 @@ local widened = {}
 for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
   redis.call('ZREM', KEYS[1], seq)
   local key = order_key(seq)
-  if redis.call('HGET', key, 'state') == 'offered_to_grid' then
-    local grid = redis.call('HGET', key, 'grid')
+  upgrade(key, seq)
+  if redis.call('HGET', key, F.state) == 'offered_to_grid' then
+    local grid = redis.call('HGET', key, F.grid)
     if grid then
       redis.call('ZREM', open_grid_key(grid), seq)
     end
     redis.call('ZADD', prefix .. 'open:county', seq, seq)
-    redis.call('HSET', key, 'state', 'offered_to_county', 'widened', '1')
+    redis.call('HSET', key, F.state, 'offered_to_county', F.widened, '1')
+    -- An order is put on the escalation schedule only when it widens, so
+    -- that an order in its grid phase is on one schedule, not two.
+    local escalate_at = redis.call('HGET', key, ESCALATE_AT)
+    if escalate_at then
+      redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
+      redis.call('HDEL', key, ESCALATE_AT)
+    end
     track(seq, 'widened', 'offered_to_grid', '', now)
     record(seq, 'widened', '', now)
     announce('widened', seq, now)
