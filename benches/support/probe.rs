@@ -100,7 +100,12 @@ impl Probe {
     /// Returns the number of notifications that the county's outbox owes;
     /// a missing outbox reads as empty.
     pub async fn outbox_len(&self) -> u64 {
-        let key = format!("{}outbox", self.prefix);
+        self.queue_len("outbox").await
+    }
+
+    /// Returns the members of the county's sorted set `name`.
+    async fn queue_len(&self, name: &str) -> u64 {
+        let key = format!("{}{name}", self.prefix);
         self.query(redis::cmd("ZCARD").arg(key)).await
     }
 
@@ -108,12 +113,22 @@ impl Probe {
     /// outbox owes, polling every 100 ms for at most `limit`, so that a
     /// measurement does not share the cores with sending them.
     pub async fn drain_outbox(&self, limit: Duration) -> Drain {
+        self.drain("outbox", limit).await
+    }
+
+    /// Waits until the senders have sent every SMS of the county's queue,
+    /// polling every 100 ms for at most `limit`.
+    pub async fn drain_sms(&self, limit: Duration) -> Drain {
+        self.drain("smsdue", limit).await
+    }
+
+    async fn drain(&self, queue: &str, limit: Duration) -> Drain {
         let started = Instant::now();
-        let owed = self.outbox_len().await;
+        let owed = self.queue_len(queue).await;
         let mut left = owed;
         while left > 0 && started.elapsed() < limit {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            left = self.outbox_len().await;
+            left = self.queue_len(queue).await;
         }
         Drain {
             owed,
