@@ -182,7 +182,8 @@ async fn redis_store_survives_restart() {
 }
 
 /// An order written before the hash had short field names: every field
-/// under its long name, empty ones included, and its changes in a list.
+/// under its long name, empty ones included, its changes in a list, its
+/// request id in a key of its own and its number in one county-wide hash.
 #[tokio::test]
 async fn redis_upgrades_orders_with_long_field_names() {
     let server = RedisServer::start();
@@ -226,6 +227,10 @@ async fn redis_upgrades_orders_with_long_field_names() {
             format!("submitted||{created}"),
         )
         .ignore()
+        .set(format!("{prefix}request:old-1"), 1)
+        .ignore()
+        .hset(format!("{prefix}numbers"), "20261123-0001", 1)
+        .ignore()
         .query_async(&mut raw)
         .await
         .expect("write the old order");
@@ -237,6 +242,32 @@ async fn redis_upgrades_orders_with_long_field_names() {
     assert!(!stored.widened && stored.address.is_empty());
     let changes = store.order_changes(&id).await.expect("old changes");
     assert_eq!(changes.len(), 1, "{changes:?}");
+    let county = id.county().clone();
+    let found = store
+        .order_by_number(&county, "20261123-0001")
+        .await
+        .expect("search by the old number");
+    assert_eq!(found.map(|order| order.id), Some(id.clone()));
+    match store.submit(new_order(Some("old-1"))).await {
+        Ok(Submitted::Existing(order)) => assert_eq!(order.id, id),
+        other => panic!("a retry of the old request: expected the old order, got {other:?}"),
+    }
+    match store.submit(new_order(Some("new-1"))).await {
+        Ok(Submitted::Created(order)) => {
+            assert_eq!(order.id.sequence(), 2);
+            let again = store.submit(new_order(Some("new-1"))).await;
+            assert!(
+                matches!(&again, Ok(Submitted::Existing(existing)) if existing.id == order.id),
+                "{again:?}"
+            );
+            let found = store
+                .order_by_number(&county, &order.number)
+                .await
+                .expect("search by the new number");
+            assert_eq!(found.map(|found| found.id), Some(order.id));
+        }
+        other => panic!("a new request: expected a created order, got {other:?}"),
+    }
 
     let holder = AgentId::parse("A1").expect("valid agent id");
     let grid = GridCode::parse("431127100201").expect("valid grid code");
@@ -282,11 +313,18 @@ fn time(minutes: i64) -> DateTime<Utc> {
 }
 
 async fn submit(store: &RedisStore) -> daiban_domain::OrderId {
+    match store.submit(new_order(None)).await {
+        Ok(Submitted::Created(order)) => order.id,
+        other => panic!("submit: expected a created order, got {other:?}"),
+    }
+}
+
+fn new_order(request_id: Option<&str>) -> NewOrder {
     let county = CountyCode::parse("431127").expect("valid county code");
-    let new = NewOrder {
+    NewOrder {
         grid: Some(GridCode::parse("431127100201").expect("valid grid code")),
         county,
-        request_id: None,
+        request_id: request_id.map(str::to_owned),
         request_text: "办理居住证".to_owned(),
         matter: None,
         address: String::new(),
@@ -298,9 +336,5 @@ async fn submit(store: &RedisStore) -> daiban_domain::OrderId {
         create_time: time(0),
         grid_phase_until: Some(time(10)),
         escalate_at: time(30),
-    };
-    match store.submit(new).await {
-        Ok(Submitted::Created(order)) => order.id,
-        other => panic!("submit: expected a created order, got {other:?}"),
     }
 }

@@ -36,8 +36,36 @@ impl CountyKeys {
         format!("{}day:{day}", self.prefix)
     }
 
-    pub(super) fn request(&self, request_id: &str) -> String {
+    /// Returns the hash that maps `request_id`, among others, to its
+    /// order's sequence number.
+    pub(super) fn requests(&self, request_id: &str) -> String {
+        format!("{}requests:{}", self.prefix, request_bucket(request_id))
+    }
+
+    /// Returns the key of one request id of an order submitted before the
+    /// request ids moved into [`Self::requests`].
+    pub(super) fn old_request(&self, request_id: &str) -> String {
         format!("{}request:{request_id}", self.prefix)
+    }
+
+    /// Returns the hash and the field that map order `number` to its
+    /// sequence number, or `None` when `number` is not `yyyymmdd-NNNN`.
+    /// Each hash holds the numbers of one day whose NNNN differ only in
+    /// their last two digits, at most 100, so Redis keeps it compact.
+    pub(super) fn number(&self, number: &str) -> Option<(String, String)> {
+        let (day, daily) = number.split_once('-')?;
+        let valid_day = day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit());
+        let daily: u64 = daily.parse().ok().filter(|_| valid_day)?;
+        Some((
+            format!("{}numbers:{day}:{}", self.prefix, daily / 100),
+            (daily % 100).to_string(),
+        ))
+    }
+
+    /// Returns the hash of every order number of orders last changed
+    /// before the numbers moved into [`Self::number`]'s hashes.
+    pub(super) fn old_numbers(&self) -> String {
+        format!("{}numbers", self.prefix)
     }
 
     pub(super) fn widen(&self) -> String {
@@ -89,6 +117,21 @@ impl CountyKeys {
     }
 }
 
+/// Request ids are spread over this many hashes, so that each stays small
+/// enough for Redis's compact encoding up to millions of orders.
+const REQUEST_BUCKETS: u64 = 1 << 16;
+
+/// Returns the bucket of `request_id`: 64-bit FNV-1a of its bytes, modulo
+/// [`REQUEST_BUCKETS`]. Stored keys depend on it, so it must never change.
+fn request_bucket(request_id: &str) -> u64 {
+    let hash = request_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    hash % REQUEST_BUCKETS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +143,48 @@ mod tests {
         assert_eq!(keys.order(42), "daiban:{431127}:order:42");
         assert_eq!(keys.widen(), "daiban:{431127}:widen");
         assert_eq!(keys.day("20261123"), "daiban:{431127}:day:20261123");
-        assert_eq!(keys.request("r-1"), "daiban:{431127}:request:r-1");
+        assert_eq!(keys.old_request("r-1"), "daiban:{431127}:request:r-1");
+    }
+
+    #[test]
+    fn request_buckets_are_stable() {
+        let keys = CountyKeys::new(&CountyCode::parse("431127").expect("valid county code"));
+        // FNV-1a of the empty string is its offset basis, 0xcbf29ce484222325.
+        assert_eq!(request_bucket(""), 0x2325);
+        assert_eq!(keys.requests("r-1"), keys.requests("r-1"));
+        assert_ne!(keys.requests("r-1"), keys.requests("r-2"));
+        let buckets: std::collections::HashSet<u64> = (0..1000)
+            .map(|i| request_bucket(&format!("req-{i}")))
+            .collect();
+        assert!(buckets.len() > 950, "{} buckets", buckets.len());
+    }
+
+    #[test]
+    fn numbers_share_a_hash_per_hundred() {
+        let keys = CountyKeys::new(&CountyCode::parse("431127").expect("valid county code"));
+        let prefix = "daiban:{431127}:numbers:20261123";
+        let of = |number: &str| keys.number(number);
+        assert_eq!(
+            of("20261123-0042"),
+            Some((format!("{prefix}:0"), "42".to_owned()))
+        );
+        assert_eq!(
+            of("20261123-0142"),
+            Some((format!("{prefix}:1"), "42".to_owned()))
+        );
+        assert_eq!(
+            of("20261123-12345"),
+            Some((format!("{prefix}:123"), "45".to_owned()))
+        );
+        for bad in [
+            "",
+            "20261123",
+            "2026112-0001",
+            "2026112x-0001",
+            "20261123-",
+            "20261123-1a",
+        ] {
+            assert_eq!(of(bad), None, "{bad:?}");
+        }
     }
 }

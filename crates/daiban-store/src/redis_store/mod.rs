@@ -25,8 +25,10 @@
 //!   UTC+8 day, behind the order numbers; it expires after 3 days.
 //! - `daiban:{431127}:order:<seq>` (hash): one order; `order_hash` lists the
 //!   fields.
-//! - `daiban:{431127}:request:<request id>` (string): the sequence number
-//!   of the order submitted with that request id.
+//! - `daiban:{431127}:requests:<n>` (hash): request id to the sequence
+//!   number of the order submitted with it, spread over 65,536 hashes by a
+//!   hash of the request id (`keys::request_bucket`). Orders submitted
+//!   before have the string `daiban:{431127}:request:<request id>`.
 //! - `daiban:{431127}:open:grid:<grid>` (sorted set): the grid's orders in
 //!   their grid phase, scored by sequence number.
 //! - `daiban:{431127}:open:county` (sorted set): the orders offered
@@ -203,6 +205,7 @@ fn submit_args(draft: &WorkOrder, escalate_at: DateTime<Utc>) -> Vec<String> {
         grid.unwrap_or_default(),
         millis(escalate_at),
         millis(draft.create_time),
+        draft.request_id.clone().unwrap_or_default(),
     ];
     for (field, value) in order_hash::encode(draft) {
         if field != "n" && field != "cc" {
@@ -297,7 +300,9 @@ impl Store for RedisStore {
             .key(keys.sequence())
             .key(keys.day(&order_day(draft.create_time)));
         if let Some(request_id) = &draft.request_id {
-            invocation.key(keys.request(request_id));
+            invocation
+                .key(keys.requests(request_id))
+                .key(keys.old_request(request_id));
         }
         invocation.arg(keys.prefix());
         for arg in submit_args(&draft, new.escalate_at) {

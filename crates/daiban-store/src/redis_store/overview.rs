@@ -9,7 +9,10 @@
 //!   `submitted:<hour>`, `claimed:<hour>`, `phase:grid`, `phase:county`,
 //!   `wait:<bucket>`, `grid_claims:<grid>`, `grid_wait:<grid>` (in ms),
 //!   `widened` and `escalated`. It expires 40 days after its last change.
-//! - `daiban:{431127}:numbers` (hash): order number to sequence number.
+//! - `daiban:{431127}:numbers:<yyyymmdd>:<n>` (hash): the last two digits
+//!   of an order number to its sequence number, for the numbers of that
+//!   day whose daily part divided by 100 is `n`. Numbers of orders last
+//!   changed before these hashes existed are in `daiban:{431127}:numbers`.
 //! - `daiban:{431127}:phone:<phone>` (sorted set): the applicant's orders,
 //!   scored by sequence number.
 //! - `daiban:{431127}:agent_orders:<agent>` (sorted set): the orders the
@@ -221,15 +224,21 @@ impl Overview for RedisStore {
         county: &CountyCode,
         number: &str,
     ) -> Result<Option<WorkOrder>, StoreError> {
-        let key = format!("{}numbers", CountyKeys::new(county).prefix());
+        let keys = CountyKeys::new(county);
         let mut connection = self.connection().await?;
-        let sequence: Option<String> = redis::cmd("HGET")
-            .arg(&key)
-            .arg(number)
+        let mut pipe = redis::pipe();
+        if let Some((hash, field)) = keys.number(number) {
+            pipe.hget(hash, field);
+        }
+        // Orders not changed since the numbers moved into day hashes are
+        // only in the old hash.
+        pipe.hget(keys.old_numbers(), number);
+        let found: Vec<Option<String>> = pipe
             .query_async(&mut connection)
             .await
             .map_err(command_failed)?;
         drop(connection);
+        let sequence = found.into_iter().flatten().next();
         let Some(sequence) = sequence.and_then(|s| s.parse::<u64>().ok()) else {
             return Ok(None);
         };

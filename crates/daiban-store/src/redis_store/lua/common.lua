@@ -159,8 +159,13 @@ local function track(seq, kind, from, agent, time)
   if kind == 'submitted' then
     redis.call('HINCRBY', stats, 'submitted:' .. hour, 1)
     local fields = redis.call('HMGET', key, F.number, F.applicant_phone)
-    if fields[1] then
-      redis.call('HSET', prefix .. 'numbers', fields[1], seq)
+    -- The numbers of a day whose daily parts differ only in their last
+    -- two digits share a hash (`CountyKeys::number`).
+    local number_day, daily = string.match(fields[1] or '', '^(%d%d%d%d%d%d%d%d)%-(%d+)$')
+    if number_day then
+      daily = tonumber(daily)
+      redis.call('HSET', prefix .. 'numbers:' .. number_day .. ':' .. math.floor(daily / 100),
+        tostring(daily % 100), seq)
     end
     if fields[2] then
       redis.call('ZADD', prefix .. 'phone:' .. fields[2], seq, seq)

@@ -3,19 +3,21 @@
 -- request id. A retry therefore takes no numbers.
 --
 -- KEYS[1]: the county's sequence counter. KEYS[2]: the counter of the
--- create time's UTC+8 day. KEYS[3]: the request id's key, absent without a
--- request id.
+-- create time's UTC+8 day. KEYS[3]: the hash of request ids that holds the
+-- request id, and KEYS[4]: the key of the request id as stored before
+-- request ids moved into hashes; both absent without a request id.
 -- ARGV[2]: the UTC+8 day of the create time, as yyyymmdd. ARGV[3]: end of
 -- the grid phase, or '' for an order offered county-wide at once. ARGV[4]:
--- grid or ''. ARGV[5]: escalation time. ARGV[6]: create time. ARGV[7] on:
--- field, value pairs of the order's hash, all but `number` and
--- `claim_code`, which this script adds.
+-- grid or ''. ARGV[5]: escalation time. ARGV[6]: create time. ARGV[7]: the
+-- request id or ''. ARGV[8] on: field, value pairs of the order's hash,
+-- all but `number` and `claim_code`, which this script adds.
 --
 -- Returns {'created', sequence, daily sequence, number, claim code} or
 -- {'existing', sequence, fields of the order}.
-local sequence_key, day_key, request_key = KEYS[1], KEYS[2], KEYS[3]
+local sequence_key, day_key, requests_key, old_request_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local day = ARGV[2]
 local grid_phase_until, grid, escalate_at, create_time = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local request_id = ARGV[7]
 
 -- How long a day's counter is kept: long enough for any order of the day
 -- to be submitted, short enough not to pile up.
@@ -27,8 +29,9 @@ local DAY_COUNTER_TTL_SECONDS = 3 * 24 * 3600
 local CLAIM_CODE_MODULUS = 1000000
 local CLAIM_CODE_MULTIPLIER = 737111
 
-if request_key then
-  local existing = redis.call('GET', request_key)
+if requests_key then
+  local existing = redis.call('HGET', requests_key, request_id)
+    or redis.call('GET', old_request_key)
   if existing then
     return {'existing', existing, redis.call('HGETALL', order_key(existing))}
   end
@@ -47,11 +50,11 @@ local number = string.format('%s-%04d', day, daily)
 local claim_code = string.format('%06d',
   (next_sequence % CLAIM_CODE_MODULUS) * CLAIM_CODE_MULTIPLIER % CLAIM_CODE_MODULUS)
 
-if request_key then
-  redis.call('SET', request_key, seq)
+if requests_key then
+  redis.call('HSET', requests_key, request_id, seq)
 end
 local fields = {F.number, number, F.claim_code, claim_code}
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', key, unpack(fields))
