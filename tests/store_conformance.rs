@@ -73,6 +73,7 @@ conformance_tests!(
     escalate_due_takes_unclaimed_once,
     settle_due_takes_unrated_once,
     next_deadline_tracks_schedules,
+    grid_phases_interleave_across_grids,
     open_orders_by_grid,
     agent_points_by_month,
     events_in_order,
@@ -213,10 +214,19 @@ async fn redis_upgrades_orders_with_long_field_names() {
         ("released_by", String::new()),
         ("grid", "431127100201".to_owned()),
     ];
+    // Order 5 is a copy of order 1 with another number, left to widen.
+    let mut fifth = fields.clone();
+    fifth[0].1 = "20261123-0005".to_owned();
     let () = ::redis::pipe()
         .hset_multiple(format!("{prefix}order:1"), &fields)
         .ignore()
-        .set(format!("{prefix}seq"), 1)
+        .hset_multiple(format!("{prefix}order:5"), &fifth)
+        .ignore()
+        .zadd(format!("{prefix}widen"), 5, widens)
+        .ignore()
+        .zadd(format!("{prefix}open:grid:431127100201"), 5, 5)
+        .ignore()
+        .set(format!("{prefix}seq"), 5)
         .ignore()
         .zadd(format!("{prefix}widen"), 1, widens)
         .ignore()
@@ -254,7 +264,7 @@ async fn redis_upgrades_orders_with_long_field_names() {
     }
     match store.submit(new_order(Some("new-1"))).await {
         Ok(Submitted::Created(order)) => {
-            assert_eq!(order.id.sequence(), 2);
+            assert_eq!(order.id.sequence(), 6);
             let again = store.submit(new_order(Some("new-1"))).await;
             assert!(
                 matches!(&again, Ok(Submitted::Existing(existing)) if existing.id == order.id),
@@ -271,6 +281,14 @@ async fn redis_upgrades_orders_with_long_field_names() {
 
     let holder = AgentId::parse("A1").expect("valid agent id");
     let grid = GridCode::parse("431127100201").expect("valid grid code");
+    let open = store
+        .open_orders(&county, &grid, time(1), 10)
+        .await
+        .expect("open orders of the old layout");
+    let open: Vec<u64> = open.iter().map(|order| order.id.sequence()).collect();
+    assert_eq!(open, vec![1, 5, 6], "old and new layouts together");
+    let next = store.next_deadline(&county).await.expect("next_deadline");
+    assert_eq!(next, Some(time(10)), "the old widening schedule counts");
     let claimed = store
         .claim(&id, &holder, &grid, time(1))
         .await
@@ -302,6 +320,22 @@ async fn redis_upgrades_orders_with_long_field_names() {
         .collect();
     assert_eq!(kinds, vec![EventKind::Submitted, EventKind::Claimed]);
     assert_eq!(store.order(&id).await.expect("read again"), claimed);
+
+    let widened = store
+        .widen_due(&county, time(11), 10)
+        .await
+        .expect("widen the old and the new order");
+    let mut widened: Vec<u64> = widened.iter().map(|order| order.id.sequence()).collect();
+    widened.sort_unstable();
+    assert_eq!(widened, vec![5, 6]);
+    for old in ["widen", "open:grid:431127100201"] {
+        let left: u64 = ::redis::cmd("ZCARD")
+            .arg(format!("{prefix}{old}"))
+            .query_async(&mut raw)
+            .await
+            .expect("ZCARD");
+        assert_eq!(left, 0, "{old} still lists orders");
+    }
 }
 
 fn time(minutes: i64) -> DateTime<Utc> {

@@ -57,6 +57,7 @@ cases!(
     escalate_due_takes_unclaimed_once,
     settle_due_takes_unrated_once,
     next_deadline_tracks_schedules,
+    grid_phases_interleave_across_grids,
     open_orders_by_grid,
     agent_points_by_month,
     events_in_order,

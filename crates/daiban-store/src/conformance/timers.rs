@@ -1,7 +1,7 @@
 //! Cases of `widen_due`, `escalate_due` and `next_deadline`.
 
 use chrono::Duration;
-use daiban_domain::{OrderId, OrderState};
+use daiban_domain::{GridCode, OrderId, OrderState};
 
 use super::fixture::{
     Fixture, agent, at, create, create_claimed, ids, join_all, sorted_ids, work_result,
@@ -275,5 +275,67 @@ pub async fn next_deadline_tracks_schedules(store: &dyn Store) {
         next("after settling").await,
         None,
         "a settled order has no deadline"
+    );
+}
+
+/// Orders of two grids whose grid phases end interleaved: the schedules
+/// keep one order across grids.
+pub async fn grid_phases_interleave_across_grids(store: &dyn Store) {
+    let f = Fixture::new();
+    let until = |minute, grid: &GridCode| NewOrder {
+        grid_phase_until: Some(at(minute)),
+        grid: Some(grid.clone()),
+        ..f.order()
+    };
+    let a = create(store, until(7, &f.grid)).await;
+    let b = create(store, until(3, &f.other_grid)).await;
+    let c = create(store, until(5, &f.grid)).await;
+    let d = create(store, until(9, &f.other_grid)).await;
+
+    let board = store.open_board(&f.county, 3).await.expect("open_board");
+    assert_eq!(
+        ids(&board),
+        vec![b.id.clone(), c.id.clone(), a.id.clone()],
+        "the three soonest to widen, across grids"
+    );
+    let next = store.next_deadline(&f.county).await.expect("next_deadline");
+    assert_eq!(next, Some(at(3)), "the soonest end of any grid phase");
+
+    store
+        .claim(&b.id, &agent("B1"), &f.other_grid, at(1))
+        .await
+        .expect("claim in the grid phase");
+    let next = store.next_deadline(&f.county).await.expect("next_deadline");
+    assert_eq!(
+        next,
+        Some(at(5)),
+        "a claim takes its order off the schedule"
+    );
+
+    let first = store
+        .widen_due(&f.county, at(8), 1)
+        .await
+        .expect("widen_due");
+    assert_eq!(
+        ids(&first),
+        vec![c.id.clone()],
+        "the limit keeps the soonest"
+    );
+    let rest = store
+        .widen_due(&f.county, at(8), 10)
+        .await
+        .expect("widen_due");
+    assert_eq!(ids(&rest), vec![a.id.clone()], "then the next one due");
+    let next = store.next_deadline(&f.county).await.expect("next_deadline");
+    assert_eq!(next, Some(at(9)), "the other grid's order is next");
+
+    let listed = store
+        .open_orders(&f.county, &f.grid, at(10), 10)
+        .await
+        .expect("open_orders");
+    assert_eq!(
+        ids(&listed),
+        vec![a.id, c.id, d.id],
+        "widened orders, and another grid's order past its grid phase"
     );
 }

@@ -68,7 +68,19 @@ impl CountyKeys {
         format!("{}numbers", self.prefix)
     }
 
-    pub(super) fn widen(&self) -> String {
+    /// Returns the index of the county's grids that have orders in their
+    /// grid phase.
+    pub(super) fn grid_phases(&self) -> String {
+        format!("{}grid_phases", self.prefix)
+    }
+
+    pub(super) fn grid_phase(&self, grid: &GridCode) -> String {
+        format!("{}grid_phase:{grid}", self.prefix)
+    }
+
+    /// Returns the widening schedule of the orders put in their grid phase
+    /// before the schedules per grid.
+    pub(super) fn old_widen(&self) -> String {
         format!("{}widen", self.prefix)
     }
 
@@ -78,10 +90,6 @@ impl CountyKeys {
 
     pub(super) fn settle(&self) -> String {
         format!("{}settle", self.prefix)
-    }
-
-    pub(super) fn open_grid(&self, grid: &GridCode) -> String {
-        format!("{}open:grid:{grid}", self.prefix)
     }
 
     pub(super) fn events(&self) -> String {
@@ -141,7 +149,7 @@ mod tests {
         let county = CountyCode::parse("431127").expect("valid county code");
         let keys = CountyKeys::new(&county);
         assert_eq!(keys.order(42), "daiban:{431127}:order:42");
-        assert_eq!(keys.widen(), "daiban:{431127}:widen");
+        assert_eq!(keys.grid_phases(), "daiban:{431127}:grid_phases");
         assert_eq!(keys.day("20261123"), "daiban:{431127}:day:20261123");
         assert_eq!(keys.old_request("r-1"), "daiban:{431127}:request:r-1");
     }

@@ -29,12 +29,16 @@
 //!   number of the order submitted with it, spread over 65,536 hashes by a
 //!   hash of the request id (`keys::request_bucket`). Orders submitted
 //!   before have the string `daiban:{431127}:request:<request id>`.
-//! - `daiban:{431127}:open:grid:<grid>` (sorted set): the grid's orders in
-//!   their grid phase, scored by sequence number.
+//! - `daiban:{431127}:grid_phase:<grid>` (sorted set): the grid's orders
+//!   in their grid phase, scored by its end.
+//! - `daiban:{431127}:grid_phases` (sorted set): the grids with orders in
+//!   their grid phase, scored by the earliest end among them.
 //! - `daiban:{431127}:open:county` (sorted set): the orders offered
 //!   county-wide, scored by sequence number.
-//! - `daiban:{431127}:widen` (sorted set): orders in their grid phase,
-//!   scored by its end.
+//! - `daiban:{431127}:widen` (sorted set) and
+//!   `daiban:{431127}:open:grid:<grid>` (sorted set): orders put in their
+//!   grid phase before the schedules per grid, scored by its end and by
+//!   sequence number. The scripts still widen and list them.
 //! - `daiban:{431127}:escalate` (sorted set): unclaimed orders offered
 //!   county-wide, scored by their escalation time. An order in its grid
 //!   phase keeps that time in its hash until it widens, so it is on one
@@ -445,7 +449,7 @@ impl Store for RedisStore {
         let keys = CountyKeys::new(county);
         let args = vec![millis(now), limit.to_string()];
         let value = self
-            .invoke(&SCRIPTS.widen_due, &keys, keys.widen(), args)
+            .invoke(&SCRIPTS.widen_due, &keys, keys.grid_phases(), args)
             .await?;
         orders_of(county, value)
     }
@@ -482,7 +486,13 @@ impl Store for RedisStore {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let keys = CountyKeys::new(county);
         let mut pipe = redis::pipe();
-        for schedule in [keys.widen(), keys.escalate(), keys.settle()] {
+        let schedules = [
+            keys.grid_phases(),
+            keys.old_widen(),
+            keys.escalate(),
+            keys.settle(),
+        ];
+        for schedule in schedules {
             pipe.cmd("ZRANGE")
                 .arg(schedule)
                 .arg(0)
@@ -530,9 +540,9 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let keys = CountyKeys::new(county);
-        let args = vec![millis(now), limit.to_string()];
+        let args = vec![millis(now), limit.to_string(), grid.to_string()];
         let value = self
-            .invoke(&SCRIPTS.open_orders, &keys, keys.open_grid(grid), args)
+            .invoke(&SCRIPTS.open_orders, &keys, keys.grid_phase(grid), args)
             .await?;
         orders_of(county, value)
     }

@@ -184,7 +184,12 @@ impl Overview for RedisStore {
         }
         let keys = CountyKeys::new(county);
         let value = self
-            .invoke(&OPEN_BOARD, &keys, keys.widen(), vec![limit.to_string()])
+            .invoke(
+                &OPEN_BOARD,
+                &keys,
+                keys.grid_phases(),
+                vec![limit.to_string()],
+            )
             .await?;
         orders_of(county, value)
     }

@@ -75,8 +75,33 @@ local function read_field(key, name)
   return redis.call('HGET', key, F[name]) or redis.call('HGET', key, name)
 end
 
+-- The grid's orders in their grid phase, scored by its end. The index
+-- `grid_phases` scores each grid by the earliest end in its set.
+local function grid_phase_key(grid)
+  return prefix .. 'grid_phase:' .. grid
+end
+
+-- Before the schedule per grid, orders in their grid phase were members
+-- of `widen`, scored by the end of it, and of `open:grid:<grid>`, scored
+-- by sequence number. The scripts still read and clear both.
 local function open_grid_key(grid)
   return prefix .. 'open:grid:' .. grid
+end
+
+local function start_grid_phase(grid, seq, ends)
+  redis.call('ZADD', grid_phase_key(grid), ends, seq)
+  redis.call('ZADD', prefix .. 'grid_phases', 'LT', ends, grid)
+end
+
+-- Scores `grid` in the index by the earliest end in its set, or takes it
+-- out when its set is empty.
+local function reindex_grid(grid)
+  local first = redis.call('ZRANGE', grid_phase_key(grid), 0, 0, 'WITHSCORES')
+  if first[2] then
+    redis.call('ZADD', prefix .. 'grid_phases', first[2], grid)
+  else
+    redis.call('ZREM', prefix .. 'grid_phases', grid)
+  end
 end
 
 local function is_open(state)
@@ -117,6 +142,9 @@ local function unschedule(key, seq)
   redis.call('HDEL', key, ESCALATE_AT)
   local grid = redis.call('HGET', key, F.grid)
   if grid then
+    if redis.call('ZREM', grid_phase_key(grid), seq) == 1 then
+      reindex_grid(grid)
+    end
     redis.call('ZREM', open_grid_key(grid), seq)
   end
   redis.call('ZREM', prefix .. 'open:county', seq)

@@ -1,11 +1,12 @@
 -- Lists the orders an agent of one grid may claim, oldest first. Reads
 -- only.
 --
--- KEYS[1]: the open set of the agent's grid.
--- ARGV[2]: now; ARGV[3]: the most orders to return.
+-- KEYS[1]: the grid phase schedule of the agent's grid.
+-- ARGV[2]: now; ARGV[3]: the most orders to return; ARGV[4]: the agent's
+-- grid.
 --
 -- Returns a list of {sequence, fields of the order}.
-local now, limit = ARGV[2], tonumber(ARGV[3])
+local now, limit, grid = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
 local candidates, seen = {}, {}
 local function add(sequences)
@@ -16,14 +17,19 @@ local function add(sequences)
     end
   end
 end
--- The open sets are ordered by sequence number, so the oldest `limit` of
--- each are enough.
+-- The grid's schedule is ordered by the end of the grid phase and the
+-- other sets by sequence number, so the first `limit` of each are enough
+-- while every grid phase lasts equally long.
 add(redis.call('ZRANGE', KEYS[1], 0, limit - 1))
+add(redis.call('ZRANGE', open_grid_key(grid), 0, limit - 1))
 add(redis.call('ZRANGE', prefix .. 'open:county', 0, limit - 1))
 -- Orders of other grids whose grid phase ended but that widen_due has not
--- widened yet. NOTE: this reads the whole overdue part of the widening
--- schedule, which stays short only while widen_due keeps up.
+-- widened yet. NOTE: this reads the whole overdue part of the schedules,
+-- which stays short only while widen_due keeps up.
 add(redis.call('ZRANGEBYSCORE', prefix .. 'widen', '-inf', now))
+for _, other in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'grid_phases', '-inf', now)) do
+  add(redis.call('ZRANGEBYSCORE', grid_phase_key(other), '-inf', now))
+end
 table.sort(candidates)
 
 local orders = {}

@@ -61,8 +61,7 @@ redis.call('HSET', key, unpack(fields))
 if grid_phase_until ~= '' then
   -- `widen_due` puts the order on the escalation schedule when it widens.
   redis.call('HSET', key, ESCALATE_AT, escalate_at)
-  redis.call('ZADD', prefix .. 'widen', grid_phase_until, seq)
-  redis.call('ZADD', open_grid_key(grid), seq, seq)
+  start_grid_phase(grid, seq, grid_phase_until)
 else
   redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
   redis.call('ZADD', prefix .. 'open:county', seq, seq)
