@@ -312,14 +312,19 @@ async fn run_level(setup: &Setup, loaded: usize, pending: usize) -> Level {
     println!();
     let probe = &setup.probe;
 
-    // SMS that earlier phases queued (every county-wide order owes one to
-    // each active agent) are sent first, so the growth below counts the
-    // records the new orders leave behind and not a queue drained meanwhile.
+    // Notifications and SMS that earlier phases owe (every county-wide
+    // order owes an SMS to each active agent) are sent first, so the growth
+    // below counts what the new orders leave behind, and neither the SMS of
+    // other orders nor a queue drained meanwhile.
+    let earlier = probe.drain_outbox(DRAIN_LIMIT).await;
     let drained = probe.drain_sms(DRAIN_LIMIT).await;
     println!(
-        "- the senders sent the {} SMS that earlier phases queued in {:.1} s; {} were still queued",
+        "- before loading, the dispatcher sent the {} notifications and the senders the {} SMS \
+         that earlier phases owed, in {:.1} s; {} and {} were still owed",
+        earlier.owed,
         drained.owed,
-        drained.elapsed.as_secs_f64(),
+        (earlier.elapsed + drained.elapsed).as_secs_f64(),
+        earlier.left,
         drained.left
     );
     let before = probe.used_memory().await;
