@@ -79,15 +79,26 @@ fn parse_member(county: &CountyCode, member: &str) -> Option<SmsId> {
     SmsId::parse(&format!("{order}.{field}"))
 }
 
-/// Decodes a record, `state|attempts|queued|sent|reported|provider|error`.
+/// Decodes a record, `state|attempts|queued|sent|reported|provider|error`
+/// (see `lua/sms.lua`).
 fn decode(id: SmsId, record: &str) -> Option<SmsDelivery> {
     let mut parts = record.splitn(7, '|');
     let state = SmsState::parse(parts.next()?)?;
     let attempts = parts.next()?.parse().ok()?;
     let queue_time = parse_millis(parts.next()?)?;
-    let time = |part: &str| (!part.is_empty()).then(|| parse_millis(part)).flatten();
-    let send_time = time(parts.next()?);
-    let report_time = time(parts.next()?);
+    // `+` and the ms since queued, or, in records written before, ms since
+    // the epoch; empty for no time, and `None` when invalid.
+    let time = |part: &str| match part.strip_prefix('+') {
+        Some(offset) => offset
+            .parse()
+            .ok()
+            .and_then(|ms| queue_time.checked_add_signed(chrono::TimeDelta::milliseconds(ms)))
+            .map(Some),
+        None if part.is_empty() => Some(None),
+        None => parse_millis(part).map(Some),
+    };
+    let send_time = time(parts.next()?)?;
+    let report_time = time(parts.next()?)?;
     let provider_id = Some(parts.next()?.to_owned()).filter(|id| !id.is_empty());
     let error = parts.next()?.to_owned();
     Some(SmsDelivery {
@@ -377,5 +388,43 @@ impl SmsStore for RedisStore {
             .await
             .map_err(command_failed)?;
         Ok(set.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> SmsId {
+        SmsId::parse("431127-00000042.widened.A0001").expect("valid SMS id")
+    }
+
+    #[test]
+    fn records_keep_later_times_as_offsets() {
+        let record = "delivered|2|1764000000000|+1500|+61000|BIZ-7|";
+        let sms = decode(id(), record).expect("decodes");
+        assert_eq!(sms.queue_time.timestamp_millis(), 1_764_000_000_000);
+        assert_eq!(
+            sms.send_time.map(|t| t.timestamp_millis()),
+            Some(1_764_000_001_500)
+        );
+        assert_eq!(
+            sms.report_time.map(|t| t.timestamp_millis()),
+            Some(1_764_000_061_000)
+        );
+        assert_eq!(sms.provider_id.as_deref(), Some("BIZ-7"));
+    }
+
+    #[test]
+    fn records_with_times_since_the_epoch_decode() {
+        let record = "failed|5|1764000000000|1764000001500||BIZ-7|rate limited | again";
+        let sms = decode(id(), record).expect("decodes");
+        assert_eq!(
+            sms.send_time.map(|t| t.timestamp_millis()),
+            Some(1_764_000_001_500)
+        );
+        assert_eq!(sms.report_time, None);
+        assert_eq!(sms.error, "rate limited | again");
+        assert!(decode(id(), "sent|1|1764000000000|+x|||").is_none());
     }
 }

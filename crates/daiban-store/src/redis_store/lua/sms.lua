@@ -2,10 +2,29 @@
 --
 -- Each order's SMS are the fields `<offer>.<recipient>` of the hash
 -- `sms:<sequence>`, with values `state|attempts|queued|sent|reported|
--- provider id|error` (times in ms, empty when not yet). The error comes
--- last because it is free text; no other part contains `|`. Queued and
--- leased SMS are the members `<sequence>.<offer>.<recipient>` of the sorted
--- set `smsdue`, scored by when they are due or their lease ends.
+-- provider id|error`. `queued` is in ms since the epoch; `sent` and
+-- `reported` are `+` and the ms since `queued`, or empty when not yet.
+-- Records written before kept them in ms since the epoch too. The error
+-- comes last because it is free text; no other part contains `|`. Queued
+-- and leased SMS are the members `<sequence>.<offer>.<recipient>` of the
+-- sorted set `smsdue`, scored by when they are due or their lease ends.
+
+-- Returns the time `part` of a record in ms since the epoch, or ''.
+local function sms_time(part, queued)
+  if string.sub(part, 1, 1) == '+' then
+    return string.format('%.0f', tonumber(queued) + tonumber(string.sub(part, 2)))
+  end
+  return part
+end
+
+-- Returns time `ms` as the part of a record: `+` and the ms since
+-- `queued`, or '' for no time.
+local function sms_offset(ms, queued)
+  if ms == '' then
+    return ''
+  end
+  return '+' .. string.format('%.0f', tonumber(ms) - tonumber(queued))
+end
 
 local function sms_decode(value)
   local state, attempts, queued, sent, reported, provider, err = string.match(value,
@@ -17,15 +36,16 @@ local function sms_decode(value)
     state = state,
     attempts = tonumber(attempts) or 0,
     queued = queued,
-    sent = sent,
-    reported = reported,
+    sent = sms_time(sent, queued),
+    reported = sms_time(reported, queued),
     provider = provider,
     err = err,
   }
 end
 
 local function sms_encode(r)
-  return table.concat({r.state, r.attempts, r.queued, r.sent, r.reported, r.provider, r.err}, '|')
+  return table.concat({r.state, r.attempts, r.queued, sms_offset(r.sent, r.queued),
+    sms_offset(r.reported, r.queued), r.provider, r.err}, '|')
 end
 
 -- Splits a queue member into the order's sequence number and the field of
