@@ -89,6 +89,11 @@ pub struct DayStats {
     pub grid_claims: BTreeMap<GridCode, GridClaims>,
 }
 
+/// Orders of one applicant or one agent that the console's searches find
+/// at least, the newest ones. The Redis store keeps no more, so that its
+/// indices stay small whatever the history.
+pub const INDEXED_ORDERS: usize = 100;
+
 /// The queries of the operator console. Every order change that the
 /// county's event log records also updates what these return.
 #[async_trait]
@@ -125,7 +130,8 @@ pub trait Overview: Send + Sync {
     ) -> Result<Option<WorkOrder>, StoreError>;
 
     /// Returns up to `limit` orders of the applicant with `phone`, newest
-    /// first.
+    /// first. A store may keep only the newest [`INDEXED_ORDERS`] of each
+    /// applicant findable this way.
     async fn orders_by_phone(
         &self,
         county: &CountyCode,
@@ -134,7 +140,8 @@ pub trait Overview: Send + Sync {
     ) -> Result<Vec<WorkOrder>, StoreError>;
 
     /// Returns up to `limit` orders that `agent` claimed, newest first,
-    /// including those the agent released later.
+    /// including those the agent released later. A store may keep only the
+    /// newest [`INDEXED_ORDERS`] of each agent findable this way.
     async fn orders_by_agent(
         &self,
         county: &CountyCode,

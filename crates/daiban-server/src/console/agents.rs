@@ -19,7 +19,7 @@ use super::{Console, ConsoleError, Page, PageQuery};
 const LEADERS: usize = 30;
 
 /// Orders shown on an agent's page.
-const AGENT_ORDERS: usize = 100;
+const AGENT_ORDERS: usize = daiban_store::overview::INDEXED_ORDERS;
 
 pub async fn page(State(console): State<Console>, Query(query): Query<PageQuery>) -> Response {
     let page = render(&console, &query).await;

@@ -18,7 +18,7 @@ use super::now::grid_label;
 use super::{Console, ConsoleError, Page, PageQuery};
 
 /// Orders listed for one search.
-const RESULTS: usize = 100;
+const RESULTS: usize = daiban_store::overview::INDEXED_ORDERS;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchQuery {

@@ -84,6 +84,7 @@ cases!(
     open_board_lists_grid_phase_first,
     day_stats_count_claims_by_phase,
     orders_found_by_number_phone_and_agent,
+    phone_search_finds_the_newest,
     order_changes_match_events,
     console_secret_is_kept,
 );

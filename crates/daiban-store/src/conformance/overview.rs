@@ -4,7 +4,7 @@ use chrono::{Duration, NaiveDate};
 use daiban_domain::{OrderState, PhoneNumber, Rating};
 
 use super::fixture::{Fixture, agent, at, create, create_claimed, ids, work_result};
-use crate::overview::GridClaims;
+use crate::overview::{GridClaims, INDEXED_ORDERS};
 use crate::{NewOrder, Store};
 
 pub async fn state_counts_follow_changes(store: &dyn Store) {
@@ -250,4 +250,28 @@ pub async fn console_secret_is_kept(store: &dyn Store) {
         .await
         .expect("console_secret");
     assert_eq!(second, "first-secret", "later candidates are ignored");
+}
+
+/// An applicant with more orders than `INDEXED_ORDERS`: the newest are
+/// found, newest first.
+pub async fn phone_search_finds_the_newest(store: &dyn Store) {
+    let f = Fixture::new();
+    let phone = PhoneNumber::parse("13900001111").expect("valid phone");
+    let mut created = Vec::new();
+    for _ in 0..INDEXED_ORDERS + 5 {
+        let mut new = f.order();
+        new.applicant.phone = phone.clone();
+        created.push(create(store, new).await.id);
+    }
+    let found = store
+        .orders_by_phone(&f.county, &phone, 2 * INDEXED_ORDERS)
+        .await
+        .expect("orders_by_phone");
+    assert!(found.len() >= INDEXED_ORDERS, "{} found", found.len());
+    created.reverse();
+    assert_eq!(
+        ids(&found),
+        created[..found.len()],
+        "the newest, newest first"
+    );
 }

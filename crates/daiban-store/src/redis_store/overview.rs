@@ -337,3 +337,15 @@ impl Overview for RedisStore {
         Ok(secret)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::overview::INDEXED_ORDERS;
+
+    #[test]
+    fn scripts_keep_as_many_indexed_orders() {
+        let common = include_str!("lua/common.lua");
+        let line = format!("local INDEXED_ORDERS = {INDEXED_ORDERS}\n");
+        assert!(common.contains(&line), "lua/common.lua lacks {line:?}");
+    }
+}

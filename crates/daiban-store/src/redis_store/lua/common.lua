@@ -163,6 +163,15 @@ local DAY_MS = 86400000
 -- last weeks always find them.
 local STATS_TTL_SECONDS = 40 * 86400
 
+-- Orders kept in an index by phone or agent: the newest ones, as many as
+-- `overview::INDEXED_ORDERS`, so Redis keeps each index compact.
+local INDEXED_ORDERS = 100
+
+local function index(key, seq)
+  redis.call('ZADD', key, seq, seq)
+  redis.call('ZREMRANGEBYRANK', key, 0, -(INDEXED_ORDERS + 1))
+end
+
 -- Keeps what the console reads (see `redis_store/overview.rs`) in step
 -- with a change of the order: the county's counts by state, the UTC+8
 -- day's statistics, the indices by number, phone and agent, and the
@@ -196,7 +205,7 @@ local function track(seq, kind, from, agent, time)
         tostring(daily % 100), seq)
     end
     if fields[2] then
-      redis.call('ZADD', prefix .. 'phone:' .. fields[2], seq, seq)
+      index(prefix .. 'phone:' .. fields[2], seq)
     end
   elseif kind == 'claimed' then
     local fields = redis.call('HMGET', key, F.create_time, F.widen_time, F.grid)
@@ -219,7 +228,7 @@ local function track(seq, kind, from, agent, time)
       redis.call('HINCRBY', stats, 'grid_claims:' .. fields[3], 1)
       redis.call('HINCRBY', stats, 'grid_wait:' .. fields[3], wait)
     end
-    redis.call('ZADD', prefix .. 'agent_orders:' .. agent, seq, seq)
+    index(prefix .. 'agent_orders:' .. agent, seq)
   elseif kind == 'widened' or kind == 'escalated' then
     redis.call('HINCRBY', stats, kind, 1)
   end
