@@ -117,6 +117,12 @@ impl Sender {
         let mut outage = Outage::new("taking queued sms");
         while !*shutdown.borrow() {
             while sends.try_join_next().is_some() {}
+            // Waits for a send to finish when every slot is taken, rather
+            // than polling, so the senders keep pace with the provider.
+            tokio::select! {
+                free = self.slots.acquire() => drop(free),
+                _ = shutdown.changed() => continue,
+            }
             let pause = outage.pause(self.clone().take_and_send(&counties, &mut sends).await);
             if pause.is_zero() {
                 continue;
