@@ -339,6 +339,100 @@ async fn redis_upgrades_orders_with_long_field_names() {
     }
 }
 
+/// Orders whose sequence numbers fall into two buckets of the grid phase
+/// schedule, 8192 numbers each, and whose grid phases end in the other
+/// order.
+#[tokio::test]
+async fn redis_grid_phase_crosses_buckets() {
+    let server = RedisServer::start();
+    let store = connect(&server).await;
+    let client = ::redis::Client::open(server.url()).expect("redis url");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the test server");
+    let () = ::redis::cmd("SET")
+        .arg("daiban:{431127}:seq")
+        .arg(8190)
+        .query_async(&mut raw)
+        .await
+        .expect("SET seq");
+
+    // Sequence numbers 8191 to 8194; the later ones end their grid phase
+    // first.
+    let mut ids = Vec::new();
+    for minutes in [9, 8, 7, 6] {
+        let mut new = new_order(None);
+        new.grid_phase_until = Some(time(minutes));
+        new.escalate_at = time(60);
+        match store.submit(new).await {
+            Ok(Submitted::Created(order)) => ids.push(order.id),
+            other => panic!("submit: {other:?}"),
+        }
+    }
+    let sequences: Vec<u64> = ids.iter().map(|id| id.sequence()).collect();
+    assert_eq!(sequences, vec![8191, 8192, 8193, 8194]);
+    let county = ids[0].county().clone();
+    let grid = GridCode::parse("431127100201").expect("valid grid code");
+    let sequences_of = |orders: Vec<daiban_domain::WorkOrder>| -> Vec<u64> {
+        orders.iter().map(|order| order.id.sequence()).collect()
+    };
+
+    let open = store
+        .open_orders(&county, &grid, time(1), 10)
+        .await
+        .expect("open_orders");
+    assert_eq!(
+        sequences_of(open),
+        vec![8191, 8192, 8193, 8194],
+        "oldest first"
+    );
+    let board = store.open_board(&county, 2).await.expect("open_board");
+    assert_eq!(
+        sequences_of(board),
+        vec![8194, 8193],
+        "soonest to widen first"
+    );
+    assert_eq!(
+        store.next_deadline(&county).await.expect("next"),
+        Some(time(6))
+    );
+
+    let holder = AgentId::parse("A1").expect("valid agent id");
+    store
+        .claim(&ids[3], &holder, &grid, time(1))
+        .await
+        .expect("claim 8194");
+    assert_eq!(
+        store.next_deadline(&county).await.expect("next"),
+        Some(time(7))
+    );
+
+    let widened = store
+        .widen_due(&county, time(8), 10)
+        .await
+        .expect("widen_due");
+    assert_eq!(sequences_of(widened), vec![8193, 8192], "across buckets");
+    assert_eq!(
+        store.next_deadline(&county).await.expect("next"),
+        Some(time(9))
+    );
+    let widened = store
+        .widen_due(&county, time(9), 10)
+        .await
+        .expect("widen_due");
+    assert_eq!(sequences_of(widened), vec![8191]);
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg("daiban:{431127}:grid_*")
+        .query_async(&mut raw)
+        .await
+        .expect("KEYS");
+    assert!(
+        left.is_empty(),
+        "emptied schedules and indices remain: {left:?}"
+    );
+}
+
 fn time(minutes: i64) -> DateTime<Utc> {
     let start = Utc
         .with_ymd_and_hms(2026, 11, 23, 1, 0, 0)

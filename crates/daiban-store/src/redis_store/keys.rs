@@ -74,8 +74,10 @@ impl CountyKeys {
         format!("{}grid_phases", self.prefix)
     }
 
-    pub(super) fn grid_phase(&self, grid: &GridCode) -> String {
-        format!("{}grid_phase:{grid}", self.prefix)
+    /// Returns the index of the buckets of `grid`'s grid phase schedule
+    /// (see `lua/common.lua`).
+    pub(super) fn grid_buckets(&self, grid: &GridCode) -> String {
+        format!("{}grid_buckets:{grid}", self.prefix)
     }
 
     /// Returns the widening schedule of the orders put in their grid phase

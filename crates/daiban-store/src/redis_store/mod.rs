@@ -29,8 +29,12 @@
 //!   number of the order submitted with it, spread over 65,536 hashes by a
 //!   hash of the request id (`keys::request_bucket`). Orders submitted
 //!   before have the string `daiban:{431127}:request:<request id>`.
-//! - `daiban:{431127}:grid_phase:<grid>` (sorted set): the grid's orders
-//!   in their grid phase, scored by its end.
+//! - `daiban:{431127}:grid_phase:<grid>:<bucket>` (sorted set): the grid's
+//!   orders in their grid phase whose sequence number divided by 8192 is
+//!   `bucket`, scored by the end of the grid phase. Buckets keep each set
+//!   small enough for Redis's compact encoding.
+//! - `daiban:{431127}:grid_buckets:<grid>` (sorted set): the grid's
+//!   non-empty buckets, scored by the earliest end in each.
 //! - `daiban:{431127}:grid_phases` (sorted set): the grids with orders in
 //!   their grid phase, scored by the earliest end among them.
 //! - `daiban:{431127}:open:county` (sorted set): the orders offered
@@ -542,7 +546,7 @@ impl Store for RedisStore {
         let keys = CountyKeys::new(county);
         let args = vec![millis(now), limit.to_string(), grid.to_string()];
         let value = self
-            .invoke(&SCRIPTS.open_orders, &keys, keys.grid_phase(grid), args)
+            .invoke(&SCRIPTS.open_orders, &keys, keys.grid_buckets(grid), args)
             .await?;
         orders_of(county, value)
     }

@@ -75,32 +75,58 @@ local function read_field(key, name)
   return redis.call('HGET', key, F[name]) or redis.call('HGET', key, name)
 end
 
--- The grid's orders in their grid phase, scored by its end. The index
--- `grid_phases` scores each grid by the earliest end in its set.
-local function grid_phase_key(grid)
-  return prefix .. 'grid_phase:' .. grid
+-- Orders in their grid phase sit in buckets of GRID_PHASE_BUCKET
+-- consecutive sequence numbers per grid, small enough for Redis's compact
+-- encoding: `grid_phase:<grid>:<bucket>` scores each order by the end of
+-- its grid phase, `grid_buckets:<grid>` scores each bucket by the earliest
+-- end in it, and `grid_phases` scores each grid by the earliest end among
+-- its buckets.
+local GRID_PHASE_BUCKET = 8192
+
+local function bucket_of(seq)
+  return math.floor(tonumber(seq) / GRID_PHASE_BUCKET)
 end
 
--- Before the schedule per grid, orders in their grid phase were members
--- of `widen`, scored by the end of it, and of `open:grid:<grid>`, scored
--- by sequence number. The scripts still read and clear both.
+local function grid_bucket_key(grid, bucket)
+  return prefix .. 'grid_phase:' .. grid .. ':' .. bucket
+end
+
+local function grid_buckets_key(grid)
+  return prefix .. 'grid_buckets:' .. grid
+end
+
+-- Before the grid phase schedules, orders in their grid phase were
+-- members of `widen`, scored by the end of it, and of `open:grid:<grid>`,
+-- scored by sequence number. The scripts still read and clear both.
 local function open_grid_key(grid)
   return prefix .. 'open:grid:' .. grid
 end
 
 local function start_grid_phase(grid, seq, ends)
-  redis.call('ZADD', grid_phase_key(grid), ends, seq)
+  local bucket = bucket_of(seq)
+  redis.call('ZADD', grid_bucket_key(grid, bucket), ends, seq)
+  redis.call('ZADD', grid_buckets_key(grid), 'LT', ends, bucket)
   redis.call('ZADD', prefix .. 'grid_phases', 'LT', ends, grid)
 end
 
--- Scores `grid` in the index by the earliest end in its set, or takes it
--- out when its set is empty.
-local function reindex_grid(grid)
-  local first = redis.call('ZRANGE', grid_phase_key(grid), 0, 0, 'WITHSCORES')
+-- Scores `member` in `index` by the lowest score in `set`, or takes it out
+-- when `set` is empty.
+local function reindex(index, member, set)
+  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
   if first[2] then
-    redis.call('ZADD', prefix .. 'grid_phases', first[2], grid)
+    redis.call('ZADD', index, first[2], member)
   else
-    redis.call('ZREM', prefix .. 'grid_phases', grid)
+    redis.call('ZREM', index, member)
+  end
+end
+
+-- Takes order `seq` of `grid` off its grid phase schedule, if it is on it.
+local function end_grid_phase(grid, seq)
+  local bucket = bucket_of(seq)
+  local set = grid_bucket_key(grid, bucket)
+  if redis.call('ZREM', set, seq) == 1 then
+    reindex(grid_buckets_key(grid), bucket, set)
+    reindex(prefix .. 'grid_phases', grid, grid_buckets_key(grid))
   end
 end
 
@@ -142,9 +168,7 @@ local function unschedule(key, seq)
   redis.call('HDEL', key, ESCALATE_AT)
   local grid = redis.call('HGET', key, F.grid)
   if grid then
-    if redis.call('ZREM', grid_phase_key(grid), seq) == 1 then
-      reindex_grid(grid)
-    end
+    end_grid_phase(grid, seq)
     redis.call('ZREM', open_grid_key(grid), seq)
   end
   redis.call('ZREM', prefix .. 'open:county', seq)

@@ -21,15 +21,23 @@ local function consider(members_with_scores)
 end
 
 consider(redis.call('ZRANGE', prefix .. 'widen', 0, limit - 1, 'WITHSCORES'))
--- A grid's index score is its earliest end, so once it is later than the
--- last of `limit` found, no later grid has a sooner one.
-local grids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #grids - 1, 2 do
-  if #soonest == limit and tonumber(grids[i + 1]) > soonest[limit][1] then
-    break
+-- Calls `visit` with each member of the index `key` in the order of
+-- their scores, the earliest ends of what they stand for, until one is
+-- later than the last of `limit` found: no later member has a sooner end.
+local function each_sooner(key, visit)
+  local members = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  for i = 1, #members - 1, 2 do
+    if #soonest == limit and tonumber(members[i + 1]) > soonest[limit][1] then
+      return
+    end
+    visit(members[i])
   end
-  consider(redis.call('ZRANGE', grid_phase_key(grids[i]), 0, limit - 1, 'WITHSCORES'))
 end
+each_sooner(KEYS[1], function(grid)
+  each_sooner(grid_buckets_key(grid), function(bucket)
+    consider(redis.call('ZRANGE', grid_bucket_key(grid, bucket), 0, limit - 1, 'WITHSCORES'))
+  end)
+end)
 
 local board = {}
 local function add(seqs)

@@ -1,7 +1,8 @@
 -- Lists the orders an agent of one grid may claim, oldest first. Reads
 -- only.
 --
--- KEYS[1]: the grid phase schedule of the agent's grid.
+-- KEYS[1]: the index of the buckets of the agent's grid's grid phase
+-- schedule.
 -- ARGV[2]: now; ARGV[3]: the most orders to return; ARGV[4]: the agent's
 -- grid.
 --
@@ -17,10 +18,21 @@ local function add(sequences)
     end
   end
 end
--- The grid's schedule is ordered by the end of the grid phase and the
--- other sets by sequence number, so the first `limit` of each are enough
--- while every grid phase lasts equally long.
-add(redis.call('ZRANGE', KEYS[1], 0, limit - 1))
+-- A bucket of the grid's schedule holds consecutive sequence numbers, so
+-- whole buckets in their order, up to `limit` orders, hold the oldest.
+local buckets = redis.call('ZRANGE', KEYS[1], 0, -1)
+table.sort(buckets, function(a, b) return tonumber(a) < tonumber(b) end)
+local in_grid = 0
+for _, bucket in ipairs(buckets) do
+  if in_grid >= limit then
+    break
+  end
+  local seqs = redis.call('ZRANGE', grid_bucket_key(grid, bucket), 0, -1)
+  add(seqs)
+  in_grid = in_grid + #seqs
+end
+-- The other sets are ordered by sequence number, so their first `limit`
+-- are enough.
 add(redis.call('ZRANGE', open_grid_key(grid), 0, limit - 1))
 add(redis.call('ZRANGE', prefix .. 'open:county', 0, limit - 1))
 -- Orders of other grids whose grid phase ended but that widen_due has not
@@ -28,7 +40,9 @@ add(redis.call('ZRANGE', prefix .. 'open:county', 0, limit - 1))
 -- which stays short only while widen_due keeps up.
 add(redis.call('ZRANGEBYSCORE', prefix .. 'widen', '-inf', now))
 for _, other in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'grid_phases', '-inf', now)) do
-  add(redis.call('ZRANGEBYSCORE', grid_phase_key(other), '-inf', now))
+  for _, bucket in ipairs(redis.call('ZRANGEBYSCORE', grid_buckets_key(other), '-inf', now)) do
+    add(redis.call('ZRANGEBYSCORE', grid_bucket_key(other, bucket), '-inf', now))
+  end
 end
 table.sort(candidates)
 

@@ -33,7 +33,7 @@ local function widen(seq)
   table.insert(widened, {seq, redis.call('HGETALL', key)})
 end
 
--- Orders put in their grid phase before the schedule per grid.
+-- Orders put in their grid phase before the grid phase schedules.
 local old = prefix .. 'widen'
 for _, seq in ipairs(redis.call('ZRANGEBYSCORE', old, '-inf', now, 'LIMIT', 0, limit)) do
   redis.call('ZREM', old, seq)
@@ -41,15 +41,22 @@ for _, seq in ipairs(redis.call('ZRANGEBYSCORE', old, '-inf', now, 'LIMIT', 0, l
 end
 
 for _, grid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
-  local room = limit - #widened
-  if room <= 0 then
+  local buckets = grid_buckets_key(grid)
+  for _, bucket in ipairs(redis.call('ZRANGEBYSCORE', buckets, '-inf', now)) do
+    local room = limit - #widened
+    if room <= 0 then
+      break
+    end
+    local schedule = grid_bucket_key(grid, bucket)
+    for _, seq in ipairs(redis.call('ZRANGEBYSCORE', schedule, '-inf', now, 'LIMIT', 0, room)) do
+      redis.call('ZREM', schedule, seq)
+      widen(seq)
+    end
+    reindex(buckets, bucket, schedule)
+  end
+  reindex(KEYS[1], grid, buckets)
+  if #widened >= limit then
     break
   end
-  local schedule = grid_phase_key(grid)
-  for _, seq in ipairs(redis.call('ZRANGEBYSCORE', schedule, '-inf', now, 'LIMIT', 0, room)) do
-    redis.call('ZREM', schedule, seq)
-    widen(seq)
-  end
-  reindex_grid(grid)
 end
 return widened
