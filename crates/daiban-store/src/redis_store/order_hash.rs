@@ -13,8 +13,9 @@
 //! `lua/common.lua`), and [`decode`] reads both.
 //!
 //! The hash also holds fields that are not part of the `WorkOrder`: `h1`,
-//! `h2`, … are the order's changes, as `<kind>|<agent>|<time>`, and `ea` is
-//! the escalation time of an order in its grid phase, which the order is
+//! `h2`, … are the order's changes after its submission, as
+//! `<kind>|<agent>|<time>`, and `hn` their number (see `overview.rs`); `ea`
+//! is the escalation time of an order in its grid phase, which the order is
 //! scheduled for when it widens.
 
 use std::collections::HashMap;

@@ -17,10 +17,11 @@
 //!   scored by sequence number.
 //! - `daiban:{431127}:agent_orders:<agent>` (sorted set): the orders the
 //!   agent claimed, scored by sequence number.
-//! - the fields `h1`, `h2`, … of the order's hash: its changes, as
+//! - the fields `h1`, `h2`, … of the order's hash: its changes after its
+//!   submission, whose time is the create time, as
 //!   `<kind>|<agent>|<time>`, and `hn` their number. Orders last changed
-//!   before the changes moved into the hash keep them in the list
-//!   `daiban:{431127}:changes:<seq>`.
+//!   before the changes moved into the hash keep every change, the
+//!   submission included, in the list `daiban:{431127}:changes:<seq>`.
 //! - `daiban:{431127}:console_secret` (string): the console's session
 //!   secret.
 //!
@@ -292,6 +293,29 @@ impl Overview for RedisStore {
             .await
             .map_err(command_failed)?;
         let fields = pairs(fields).ok_or_else(|| unexpected(&hash_key, "an order's hash"))?;
+        let listed = items(listed).ok_or_else(|| unexpected(&list_key, "a list of changes"))?;
+        if !listed.is_empty() {
+            return listed
+                .iter()
+                .map(|entry| {
+                    let entry = text(entry).ok_or_else(|| unexpected(&list_key, "a text entry"))?;
+                    change(order, &list_key, &entry)
+                })
+                .collect();
+        }
+        if fields.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        // The submission is not stored as a change: its time is the create
+        // time, under its short name or, in orders not changed since the
+        // names were short, its long one.
+        let created = fields
+            .iter()
+            .find(|(name, _)| name == "ct" || name == "create_time")
+            .and_then(|(_, value)| value.parse::<i64>().ok())
+            .and_then(DateTime::from_timestamp_millis)
+            .ok_or_else(|| unexpected(&hash_key, "an order with a create time"))?;
         let mut numbered: Vec<(u32, String)> = fields
             .into_iter()
             .filter_map(|(name, value)| {
@@ -299,17 +323,19 @@ impl Overview for RedisStore {
                 Some((number, value))
             })
             .collect();
-        if numbered.is_empty() {
-            let listed = items(listed).ok_or_else(|| unexpected(&list_key, "a list of changes"))?;
-            for (number, entry) in (1..).zip(listed) {
-                let entry = text(&entry).ok_or_else(|| unexpected(&list_key, "a text entry"))?;
-                numbered.push((number, entry));
-            }
-        }
         numbered.sort_unstable_by_key(|(number, _)| *number);
-        numbered
-            .iter()
-            .map(|(_, entry)| change(order, &hash_key, entry))
+        let submitted = Event {
+            order: order.clone(),
+            kind: EventKind::Submitted,
+            agent: None,
+            time: created,
+        };
+        std::iter::once(Ok(submitted))
+            .chain(
+                numbered
+                    .iter()
+                    .map(|(_, entry)| change(order, &hash_key, entry)),
+            )
             .collect()
     }
 

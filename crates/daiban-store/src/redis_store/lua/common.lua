@@ -21,7 +21,8 @@ local EVENTS_MAXLEN = '100000'
 
 -- Short names of the fields of an order's hash, by long name. Every order
 -- stores its field names again, so they are short; `order_hash.rs` keeps
--- the same table. `h1`, `h2`, ... are the order's changes and `hn` their
+-- the same table. `h1`, `h2`, ... are the order's changes after its
+-- submission, whose time is the create time, and `hn` their number;
 -- count; `ea` is the escalation time of an order in its grid phase.
 local F = {
   number = 'n', state = 's', request_text = 't', address = 'ad',
@@ -58,13 +59,16 @@ local function upgrade(key, seq)
     end
   end
   local changes_key = prefix .. 'changes:' .. seq
-  local changes = redis.call('LRANGE', changes_key, 0, -1)
-  for i, change in ipairs(changes) do
-    renamed[#renamed + 1] = 'h' .. i
-    renamed[#renamed + 1] = change
+  local count = 0
+  for _, change in ipairs(redis.call('LRANGE', changes_key, 0, -1)) do
+    if string.sub(change, 1, 10) ~= 'submitted|' then
+      count = count + 1
+      renamed[#renamed + 1] = 'h' .. count
+      renamed[#renamed + 1] = change
+    end
   end
   renamed[#renamed + 1] = 'hn'
-  renamed[#renamed + 1] = tostring(#changes)
+  renamed[#renamed + 1] = tostring(count)
   redis.call('DEL', key, changes_key)
   redis.call('HSET', key, unpack(renamed))
 end
@@ -257,6 +261,9 @@ local function track(seq, kind, from, agent, time)
     redis.call('HINCRBY', stats, kind, 1)
   end
   redis.call('EXPIRE', stats, STATS_TTL_SECONDS)
-  local count = redis.call('HINCRBY', key, 'hn', 1)
-  redis.call('HSET', key, 'h' .. count, kind .. '|' .. agent .. '|' .. time)
+  -- The submission is the order's create time, so it is not stored.
+  if kind ~= 'submitted' then
+    local count = redis.call('HINCRBY', key, 'hn', 1)
+    redis.call('HSET', key, 'h' .. count, kind .. '|' .. agent .. '|' .. time)
+  end
 end
