@@ -12,7 +12,13 @@
 //!   while a reply is handled, then `done`; `replies` (stream, capped):
 //!   the handled replies and their outcomes, with masked phone numbers.
 //! - `helped:<phone>` (string): marks a phone that got a help answer.
+//!
+//! Fields and members name an offer by its code in `OFFER_CODES`, which
+//! saves memory per SMS, or by its name when it has no code. SMS queued
+//! before the codes keep the name, so every lookup by id tries the code
+//! and then the name.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -34,6 +40,29 @@ use crate::{AnnouncementKind, StoreError};
 
 /// Entries kept in a county's `replies` stream.
 const REPLIES_KEPT: usize = 10_000;
+
+/// Each offer's code, as stored, and its name. Codes are uppercase and
+/// offer names are not (`is_offer`), so a stored offer that is not a code
+/// is the offer's name.
+///
+/// NOTE: a build without these codes rejects the members that use them.
+/// Its `take_sms` then fails after leasing the batch, and the leased SMS
+/// end `Unknown`, unsent, so every process sharing a Redis needs the same
+/// codes.
+const OFFER_CODES: [(&str, &str); 7] = [
+    ("S", "submitted"),
+    ("W", "widened"),
+    ("E", "escalated"),
+    ("CW", "claim-won"),
+    ("CT", "claim-taken"),
+    ("CR", "claim-reserved"),
+    ("CC", "claim-closed"),
+];
+
+/// The code of offer `released-<n>` is `R<n>`, for a number `n` of one or
+/// more digits.
+const RELEASED_CODE: &str = "R";
+const RELEASED_NAME: &str = "released-";
 
 struct Scripts {
     queue: Script,
@@ -67,16 +96,58 @@ fn ms(duration: Duration) -> String {
     duration.as_millis().to_string()
 }
 
-/// Returns the queue member of an SMS: `<sequence>.<offer>.<recipient>`.
-fn member(id: &SmsId) -> String {
-    format!("{}.{}", id.order.sequence(), id.field())
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Parses a queue member of `county` back into its id.
+/// Returns the code of `offer`, or `offer` itself when it has none.
+fn offer_code(offer: &str) -> Cow<'_, str> {
+    if let Some((code, _)) = OFFER_CODES.iter().find(|(_, name)| *name == offer) {
+        return Cow::Borrowed(code);
+    }
+    match offer.strip_prefix(RELEASED_NAME) {
+        Some(n) if is_number(n) => Cow::Owned(format!("{RELEASED_CODE}{n}")),
+        _ => Cow::Borrowed(offer),
+    }
+}
+
+/// Returns the offer name of a stored offer: the name of a code, or else
+/// the stored text itself.
+fn offer_name(stored: &str) -> Cow<'_, str> {
+    if let Some((_, name)) = OFFER_CODES.iter().find(|(code, _)| *code == stored) {
+        return Cow::Borrowed(name);
+    }
+    match stored.strip_prefix(RELEASED_CODE) {
+        Some(n) if is_number(n) => Cow::Owned(format!("{RELEASED_NAME}{n}")),
+        _ => Cow::Borrowed(stored),
+    }
+}
+
+/// Returns the field of an SMS in its order's hash:
+/// `<offer code>.<recipient>`. SMS queued before the codes have
+/// [`SmsId::field`], with the offer's name.
+fn field(id: &SmsId) -> String {
+    format!("{}.{}", offer_code(&id.offer), id.recipient)
+}
+
+/// Returns the queue member of an SMS: `<sequence>.<offer code>.<recipient>`.
+fn member(id: &SmsId) -> String {
+    format!("{}.{}", id.order.sequence(), field(id))
+}
+
+/// Parses a field of `order`'s hash, with the offer's code or name, back
+/// into its id.
+fn parse_field(order: &OrderId, field: &str) -> Option<SmsId> {
+    let (offer, recipient) = field.split_once('.')?;
+    SmsId::parse(&format!("{order}.{}.{recipient}", offer_name(offer)))
+}
+
+/// Parses a queue member of `county`, with the offer's code or name, back
+/// into its id.
 fn parse_member(county: &CountyCode, member: &str) -> Option<SmsId> {
     let (sequence, field) = member.split_once('.')?;
     let order = OrderId::new(county.clone(), sequence.parse().ok()?);
-    SmsId::parse(&format!("{order}.{field}"))
+    parse_field(&order, field)
 }
 
 /// Decodes a record, `state|attempts|queued|sent|reported|provider|error`
@@ -159,11 +230,11 @@ impl SmsStore for RedisStore {
                 .map(|kind| format!("{}:{}", kind.as_str(), order.sequence()))
                 .unwrap_or_default(),
         ];
-        args.extend(
-            recipients
-                .iter()
-                .map(|recipient| SmsId::new(order.clone(), offer, recipient.clone()).field()),
-        );
+        for recipient in recipients {
+            let id = SmsId::new(order.clone(), offer, recipient.clone());
+            args.push(field(&id));
+            args.push(id.field());
+        }
         let value = self
             .invoke(&SCRIPTS.queue, &keys, keys.sms(order.sequence()), args)
             .await?;
@@ -208,7 +279,7 @@ impl SmsStore for RedisStore {
         };
         let args = vec![
             id.order.sequence().to_string(),
-            id.field(),
+            field(id),
             name.to_owned(),
             millis(now),
             millis(at),
@@ -216,6 +287,7 @@ impl SmsStore for RedisStore {
             error,
             ms(PROVIDER_ID_RETENTION),
             FAILED_SMS_KEPT.to_string(),
+            id.field(),
         ];
         self.invoke(&SCRIPTS.finish, &keys, keys.sms(id.order.sequence()), args)
             .await?;
@@ -229,10 +301,10 @@ impl SmsStore for RedisStore {
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
         let keys = CountyKeys::new(county);
-        let (kind, target) = match &report.target {
-            ReportTarget::Sms(id) if id.order.county() == county => ("sms", member(id)),
+        let (kind, target, named_field) = match &report.target {
+            ReportTarget::Sms(id) if id.order.county() == county => ("sms", member(id), id.field()),
             ReportTarget::Sms(_) => return Ok(ReportOutcome::Unmatched),
-            ReportTarget::Provider(provider_id) => ("provider", clean(provider_id)),
+            ReportTarget::Provider(provider_id) => ("provider", clean(provider_id), String::new()),
         };
         let args = vec![
             kind.to_owned(),
@@ -241,6 +313,7 @@ impl SmsStore for RedisStore {
             report.error.clone(),
             millis(now),
             FAILED_SMS_KEPT.to_string(),
+            named_field,
         ];
         let value = self
             .invoke(&SCRIPTS.report, &keys, keys.sms_due(), args)
@@ -274,7 +347,7 @@ impl SmsStore for RedisStore {
         let expected = "the order's SMS records";
         let mut found = Vec::new();
         for (field, record) in pairs(value).ok_or_else(|| unexpected(order, expected))? {
-            let delivery = SmsId::parse(&format!("{order}.{field}"))
+            let delivery = parse_field(order, &field)
                 .and_then(|id| decode(id, &record))
                 .ok_or_else(|| unexpected(order, expected))?;
             found.push(delivery);
@@ -393,10 +466,113 @@ impl SmsStore for RedisStore {
 
 #[cfg(test)]
 mod tests {
+    use daiban_domain::AgentId;
+
     use super::*;
+    use crate::sms::is_offer;
 
     fn id() -> SmsId {
         SmsId::parse("431127-00000042.widened.A0001").expect("valid SMS id")
+    }
+
+    fn county() -> CountyCode {
+        CountyCode::parse("431127").expect("valid county code")
+    }
+
+    fn order() -> OrderId {
+        OrderId::parse("431127-00000042").expect("valid order id")
+    }
+
+    /// Returns the id of SMS `field`, `<offer name>.<recipient>`, of
+    /// `order()`.
+    fn sms(field: &str) -> SmsId {
+        SmsId::parse(&format!("{}.{field}", order())).expect("valid SMS id")
+    }
+
+    #[test]
+    fn offer_codes_round_trip() {
+        let cases = [
+            ("submitted", "S"),
+            ("widened", "W"),
+            ("escalated", "E"),
+            ("released-1", "R1"),
+            ("released-12", "R12"),
+            ("released-007", "R007"),
+            ("claim-won", "CW"),
+            ("claim-taken", "CT"),
+            ("claim-reserved", "CR"),
+            ("claim-closed", "CC"),
+        ];
+        for (name, code) in cases {
+            assert_eq!(offer_code(name), code, "code of {name}");
+            assert_eq!(offer_name(code), name, "name of {code}");
+        }
+    }
+
+    #[test]
+    fn offers_without_code_stored_as_named() {
+        for name in ["reminder", "released-", "released-x", "released-1-2", "r1"] {
+            assert_eq!(offer_code(name), name, "code of {name}");
+            assert_eq!(offer_name(name), name, "name of {name}");
+        }
+    }
+
+    #[test]
+    fn offer_codes_are_not_offer_names() {
+        for (code, name) in OFFER_CODES {
+            assert!(!is_offer(code), "code {code} is an offer name");
+            assert!(is_offer(name), "{name} is not an offer name");
+        }
+        assert!(!is_offer(&offer_code("released-3")), "code of released-3");
+    }
+
+    #[test]
+    fn members_use_offer_codes() {
+        let agent = SmsRecipient::Agent(AgentId::parse("A0001").expect("valid agent id"));
+        let cases = [
+            (SmsId::new(order(), "widened", agent.clone()), "42.W.A0001"),
+            (SmsId::new(order(), "released-2", agent), "42.R2.A0001"),
+            (
+                SmsId::new(order(), "escalated", SmsRecipient::DutyDesk),
+                "42.E.duty_desk",
+            ),
+            (
+                SmsId::new(order(), "reminder", SmsRecipient::DutyDesk),
+                "42.reminder.duty_desk",
+            ),
+        ];
+        for (id, expected) in cases {
+            assert_eq!(member(&id), expected, "member of {id}");
+            assert_eq!(
+                parse_member(&county(), expected),
+                Some(id.clone()),
+                "{expected}"
+            );
+            let (_, field) = expected.split_once('.').expect("a member has a sequence");
+            assert_eq!(parse_field(&order(), field), Some(id), "field {field}");
+        }
+    }
+
+    #[test]
+    fn members_with_offer_names_parse() {
+        for field in [
+            "widened.A0001",
+            "released-2.A0001",
+            "escalated.duty_desk",
+            "claim-won.A0002",
+        ] {
+            let expected = Some(sms(field));
+            let member = format!("42.{field}");
+            assert_eq!(parse_member(&county(), &member), expected, "{member}");
+            assert_eq!(parse_field(&order(), field), expected, "field {field}");
+        }
+    }
+
+    #[test]
+    fn members_with_invalid_offers_rejected() {
+        for member in ["42.X.A0001", "42.R.A0001", "42.Rx.A0001", "42.W.A 1"] {
+            assert_eq!(parse_member(&county(), member), None, "{member}");
+        }
     }
 
     #[test]

@@ -4,16 +4,19 @@
 -- KEYS[1]: the order's SMS hash.
 -- ARGV[2]: now; ARGV[3]: how long the hash is kept, in ms; ARGV[4]: the
 -- order's sequence number; ARGV[5]: the outbox member of the announcement,
--- or ''; ARGV[6..]: the fields `<offer>.<recipient>` of the SMS.
+-- or ''; ARGV[6..]: pairs of the field `<offer>.<recipient>` of an SMS,
+-- with the offer's code, and the same field with the offer's name.
 --
--- Returns the number queued; a field that exists already is skipped.
+-- Returns the number queued. An SMS whose field exists already, in either
+-- form, is skipped.
 local now, retention, seq, announcement = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local due = prefix .. 'smsdue'
 local queued = 0
-for i = 6, #ARGV do
-  local field = ARGV[i]
-  if redis.call('HSETNX', KEYS[1], field, 'queued|0|' .. now .. '||||') == 1 then
+for i = 6, #ARGV, 2 do
+  local field, named = ARGV[i], ARGV[i + 1]
+  local exists = named ~= field and redis.call('HEXISTS', KEYS[1], named) == 1
+  if not exists and redis.call('HSETNX', KEYS[1], field, 'queued|0|' .. now .. '||||') == 1 then
     redis.call('ZADD', due, now, seq .. '.' .. field)
     queued = queued + 1
   end

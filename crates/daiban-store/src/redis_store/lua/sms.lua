@@ -8,6 +8,11 @@
 -- comes last because it is free text; no other part contains `|`. Queued
 -- and leased SMS are the members `<sequence>.<offer>.<recipient>` of the
 -- sorted set `smsdue`, scored by when they are due or their lease ends.
+--
+-- `<offer>` is the offer's code, such as `W` for `widened` (`OFFER_CODES`
+-- in `sms.rs`), or its name when it has no code. SMS queued before the
+-- codes have the offer's name in both their field and their member, and
+-- keep it until they expire.
 
 -- Returns the time `part` of a record in ms since the epoch, or ''.
 local function sms_time(part, queued)
@@ -56,6 +61,20 @@ end
 
 local function sms_key(seq)
   return prefix .. 'sms:' .. seq
+end
+
+-- Returns the field of an SMS in the order's hash `key`, and its record.
+-- It tries `field`, the field with the offer's code, and then `named`, the
+-- field with the offer's name. The record is false when neither exists.
+local function sms_find(key, field, named)
+  local value = redis.call('HGET', key, field)
+  if not value and named ~= field then
+    local old = redis.call('HGET', key, named)
+    if old then
+      return named, old
+    end
+  end
+  return field, value
 end
 
 -- Remembers a failed SMS in the county's list of the latest failures,
