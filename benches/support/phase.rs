@@ -25,6 +25,8 @@ pub struct Phase {
     /// The notifications that earlier work still owed, sent before the
     /// phase began.
     pub drained_before: Drain,
+    /// The SMS sent before the phase started.
+    pub sms_before: Drain,
     /// Notifications owed when the phase ended: those the dispatcher had
     /// not sent yet.
     pub owed_after: u64,
@@ -39,10 +41,13 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(20 * 60);
 /// reset before it.
 pub async fn measure(probe: &Probe, name: &str, run: impl Future<Output = LoadResult>) -> Phase {
     let drained_before = probe.drain_outbox(DRAIN_LIMIT).await;
-    if drained_before.left > 0 {
+    // The SMS senders run in this process, so the SMS that earlier phases
+    // queued are sent first rather than during the phase.
+    let sms_before = probe.drain_sms(DRAIN_LIMIT).await;
+    if drained_before.left > 0 || sms_before.left > 0 {
         eprintln!(
-            "warning: {name}: {} notifications were still owed after {DRAIN_LIMIT:?}",
-            drained_before.left
+            "warning: {name}: {} notifications and {} SMS were still owed after {DRAIN_LIMIT:?}",
+            drained_before.left, sms_before.left
         );
     }
     probe.reset_stats().await;
@@ -69,6 +74,7 @@ pub async fn measure(probe: &Probe, name: &str, run: impl Future<Output = LoadRe
         other_cpu,
         commands,
         drained_before,
+        sms_before,
         owed_after,
     }
 }
@@ -112,13 +118,15 @@ pub fn print_phases(phases: &[&Phase]) {
     }
     println!();
     for phase in phases {
-        let drained = &phase.drained_before;
-        if drained.owed > 0 {
+        let (drained, sms) = (&phase.drained_before, &phase.sms_before);
+        if drained.owed > 0 || sms.owed > 0 {
             println!(
-                "- before {}, the dispatcher sent {} owed notifications in {:.1} s",
+                "- before {}, the dispatcher sent {} owed notifications and the senders {} SMS \
+                 in {:.1} s",
                 phase.name,
                 drained.owed,
-                drained.elapsed.as_secs_f64()
+                sms.owed,
+                (drained.elapsed + sms.elapsed).as_secs_f64()
             );
         }
     }

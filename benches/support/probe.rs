@@ -362,14 +362,21 @@ pub fn format_command_stats(stats: &[CommandStat], min_calls: u64) -> String {
         .join(", ")
 }
 
-/// Returns the kind of a key given without its county prefix: its last
-/// part becomes `*` when it contains a digit, because order sequences,
-/// request ids, grids, days and agent ids vary there.
+/// Returns the kind of a key given without its county prefix: every part
+/// after the first becomes `*` when it contains a digit, because order
+/// sequences, buckets, grids, days and agent ids vary there.
 fn kind_pattern(key: &str) -> String {
-    match key.rsplit_once(':') {
-        Some((head, last)) if last.bytes().any(|b| b.is_ascii_digit()) => format!("{head}:*"),
-        _ => key.to_owned(),
+    let mut parts = key.split(':');
+    let mut pattern = parts.next().unwrap_or_default().to_owned();
+    for part in parts {
+        pattern.push(':');
+        if part.bytes().any(|b| b.is_ascii_digit()) {
+            pattern.push('*');
+        } else {
+            pattern.push_str(part);
+        }
     }
+    pattern
 }
 
 /// Escapes the glob characters of `text` for `SCAN MATCH`.
