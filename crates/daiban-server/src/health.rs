@@ -53,15 +53,19 @@ pub struct Reporter {
 }
 
 /// Creates the `grpc.health.v1.Health` service and the [`Reporter`] that
-/// [`watch_store`] updates.
-pub fn service() -> (Reporter, HealthServer<HealthApi>) {
+/// [`watch_store`] updates. Every service reports NOT_SERVING until the
+/// first check of the store, so a client that asks at once gets a status
+/// rather than "service not registered".
+pub async fn service() -> (Reporter, HealthServer<HealthApi>) {
     let statuses = HealthReporter::new();
     let (closed, closed_receiver) = watch::channel(false);
     let api = HealthApi {
         inner: HealthService::from_health_reporter(statuses.clone()),
         closed: closed_receiver,
     };
-    (Reporter { statuses, closed }, HealthServer::new(api))
+    let reporter = Reporter { statuses, closed };
+    set_all(&reporter, ServingStatus::NotServing).await;
+    (reporter, HealthServer::new(api))
 }
 
 /// `tonic-health`'s service, with `Watch` streams that end at shutdown.
@@ -210,5 +214,30 @@ fn status(serving: bool) -> ServingStatus {
 async fn set_all(reporter: &Reporter, status: ServingStatus) {
     for service in SERVICES {
         reporter.statuses.set_service_status(service, status).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn services_answer_before_the_first_store_check() {
+        let (reporter, _server) = service().await;
+        let api = HealthService::from_health_reporter(reporter.statuses.clone());
+        for name in SERVICES {
+            let request = Request::new(HealthCheckRequest {
+                service: name.to_owned(),
+            });
+            let response = api
+                .check(request)
+                .await
+                .unwrap_or_else(|status| panic!("{name:?}: {status}"));
+            assert_eq!(
+                response.into_inner().status,
+                ServingStatus::NotServing as i32,
+                "{name:?}"
+            );
+        }
     }
 }

@@ -253,7 +253,7 @@ impl Service {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
         let stop = self.stop;
         let dispatcher = tokio::spawn(self.dispatcher.run(stop.subscribe()));
-        let (reporter, health_service) = health::service();
+        let (reporter, health_service) = health::service().await;
         let health = tokio::spawn(health::watch_store(
             self.app.store.clone(),
             self.app.directory.counties().into_iter().collect(),
