@@ -15,6 +15,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+/// Most calls of the burst, sent 0.5 ms apart, before one is refused.
+const MAX_BURST: usize = 20_000;
+
 /// `daiban serve`'s maximum wait for calls in flight after SIGTERM.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -26,21 +29,35 @@ async fn sigterm_during_burst_keeps_accepted_calls() {
     let mut first = ServiceProcess::start(&env);
     let client = WorkOrderServiceClient::new(connect(first.addr).await);
 
+    // Calls go out every 0.5 ms from 100 ms before SIGTERM until one is
+    // refused, so some land on each side however loaded the machine is.
     let mut calls = tokio::task::JoinSet::new();
-    for i in 0..400 {
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    let started = Instant::now();
+    let mut sigterm_sent = false;
+    for i in 0..MAX_BURST {
+        if !sigterm_sent && started.elapsed() >= Duration::from_millis(100) {
+            first.send_sigterm();
+            sigterm_sent = true;
+        }
         let mut client = client.clone();
         calls.spawn(async move {
-            // Spread over about 200 ms, so SIGTERM lands in the middle.
-            sleep(Duration::from_micros(500 * i)).await;
             let request = precise_request("431127100008", "M003", &format!("burst-{i}"));
             client.submit_request(with_bearer(request, APP_KEY)).await
         });
+        sleep(Duration::from_micros(500)).await;
+        while let Some(joined) = calls.try_join_next() {
+            match joined.expect("call task ends") {
+                Ok(order) => accepted.push(order.into_inner()),
+                Err(_) => refused += 1,
+            }
+        }
+        if refused > 0 {
+            break;
+        }
     }
-    sleep(Duration::from_millis(100)).await;
-    first.send_sigterm();
-
-    let mut accepted = Vec::new();
-    let mut refused = 0;
+    assert!(sigterm_sent, "the burst ended before SIGTERM");
     while let Some(joined) = calls.join_next().await {
         match joined.expect("call task ends") {
             Ok(order) => accepted.push(order.into_inner()),
