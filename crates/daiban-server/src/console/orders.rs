@@ -65,10 +65,7 @@ async fn search(
         };
         return Ok((format!("工单编号 {}", escape(text)), order));
     }
-    let is_number = text.len() == 13
-        && text.as_bytes()[8] == b'-'
-        && text.bytes().filter(u8::is_ascii_digit).count() == 12;
-    if is_number {
+    if is_order_number(text) {
         let order = store.order_by_number(&county, text).await?;
         return Ok((
             format!("单号 {}", escape(text)),
@@ -307,4 +304,43 @@ async fn sms_deliveries(console: &Console, order: &WorkOrder) -> Result<String, 
         deliveries.len(),
         super::sms::table(console, "order-sms", &deliveries, false)
     ))
+}
+
+/// Returns whether `text` has the form of an order number: the UTC+8 day
+/// as `yyyymmdd`, a dash and the day's sequence number, at least four
+/// digits and more from the 10,000th order of a day on.
+fn is_order_number(text: &str) -> bool {
+    let Some((day, daily)) = text.split_once('-') else {
+        return false;
+    };
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    day.len() == 8 && digits(day) && (4..=9).contains(&daily.len()) && digits(daily)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_order_number;
+
+    #[test]
+    fn order_numbers_of_any_day_length() {
+        for number in [
+            "20261123-0042",
+            "20261123-9999",
+            "20261123-10000",
+            "20261123-123456",
+        ] {
+            assert!(is_order_number(number), "{number}");
+        }
+        for text in [
+            "20261123-042",
+            "2026112-0042",
+            "20261123-00a2",
+            "20261123+0042",
+            "20261123-",
+            "431127-00000042",
+            "13812341234",
+        ] {
+            assert!(!is_order_number(text), "{text}");
+        }
+    }
 }
