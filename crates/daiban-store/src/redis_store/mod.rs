@@ -32,7 +32,7 @@
 //! - `daiban:{431127}:grid_phase:<grid>:<bucket>` (sorted set): the grid's
 //!   orders in their grid phase whose sequence number divided by 8192 is
 //!   `bucket`, scored by the end of the grid phase. Buckets keep each set
-//!   small enough for Redis's compact encoding.
+//!   small, so Redis stores most in its compact listpack encoding.
 //! - `daiban:{431127}:grid_buckets:<grid>` (sorted set): the grid's
 //!   non-empty buckets, scored by the earliest end in each.
 //! - `daiban:{431127}:grid_phases` (sorted set): the grids with orders in
@@ -41,7 +41,7 @@
 //!   county-wide, scored by sequence number.
 //! - `daiban:{431127}:widen` (sorted set) and
 //!   `daiban:{431127}:open:grid:<grid>` (sorted set): orders put in their
-//!   grid phase before the schedules per grid, scored by its end and by
+//!   grid phase before the grid phase schedules, scored by its end and by
 //!   sequence number. The scripts still widen and list them.
 //! - `daiban:{431127}:escalate` (sorted set): unclaimed orders offered
 //!   county-wide, scored by their escalation time. An order in its grid
