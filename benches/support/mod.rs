@@ -28,6 +28,11 @@ use tonic::transport::Channel;
 /// rather than its rate limiter, which still checks every call.
 const UNLIMITED_CALLS_PER_SECOND: &str = "1000000";
 
+/// The service, its clients and the baselines allocate as the `daiban`
+/// binary does in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Returns the configuration of the service under test: production
 /// credentials as in the system tests, and rate limits out of the way. The
 /// grid phase lasts a day, so no order that the bench submits through gRPC
