@@ -6,7 +6,9 @@
 //! system tests start it (production credentials, so every call checks an
 //! API key). Both servers listen on loopback with `TCP_NODELAY` and get the
 //! rows of the demo week's requests in turn, each with its own request id.
-//! The report goes to stdout in Markdown.
+//! The report goes to stdout in Markdown. `DAIBAN_BENCH_IN_FLIGHT=128`
+//! keeps more requests in flight than the default 32, to find the rate at
+//! which the cores are busy.
 
 mod support;
 
@@ -23,8 +25,11 @@ use support::phase::{measure, print_comparison, print_phases};
 use support::probe::Probe;
 use support::stats::rate;
 
-/// Requests in flight at once, in either phase.
-const CONCURRENCY: usize = 32;
+/// Requests in flight at once, in either phase, unless
+/// `DAIBAN_BENCH_IN_FLIGHT` says otherwise.
+const DEFAULT_IN_FLIGHT: usize = 32;
+
+const IN_FLIGHT_VARIABLE: &str = "DAIBAN_BENCH_IN_FLIGHT";
 
 /// HTTP/2 connections each phase spreads its calls over.
 const CHANNELS: usize = 4;
@@ -65,8 +70,9 @@ async fn bench() {
     let noop = NoopServer::start().await;
     let service_channels = support::channels(app.addr, CHANNELS).await;
     let noop_channels = support::channels(noop.addr, CHANNELS).await;
+    let in_flight = in_flight();
     let load = |calls| Load {
-        concurrency: CONCURRENCY,
+        concurrency: in_flight,
         calls,
         time_limit: PHASE_TIME_LIMIT,
     };
@@ -91,7 +97,7 @@ async fn bench() {
     .await;
 
     println!(
-        "{MEASURED_CALLS} requests per phase, {CONCURRENCY} in flight, {CHANNELS} HTTP/2 \
+        "{MEASURED_CALLS} requests per phase, {in_flight} in flight, {CHANNELS} HTTP/2 \
          connections, the {} rows of data/lanshan/requests.csv in turn.",
         rows.len()
     );
@@ -116,4 +122,20 @@ async fn bench() {
 
     noop.stop().await;
     app.stop().await;
+}
+
+/// Reads the requests in flight from `DAIBAN_BENCH_IN_FLIGHT`, or the
+/// default.
+///
+/// # Panics
+///
+/// When the variable is not a count above zero.
+fn in_flight() -> usize {
+    let Ok(text) = std::env::var(IN_FLIGHT_VARIABLE) else {
+        return DEFAULT_IN_FLIGHT;
+    };
+    match text.trim().parse() {
+        Ok(count) if count > 0 => count,
+        _ => panic!("{IN_FLIGHT_VARIABLE}: expected a count above zero, such as 128, got {text:?}"),
+    }
 }
