@@ -206,10 +206,11 @@ end
 -- order's changes. It is called with the arguments of `record`
 -- and the state before the change (`from`, '' for a new order), after the
 -- order's hash got its new state; an escalation or a rating keeps the
--- state.
-local function track(seq, kind, from, agent, time)
+-- state. A submission passes `new`, the new order's state, number and
+-- applicant's phone, which the other changes read from the hash.
+local function track(seq, kind, from, agent, time, new)
   local key = order_key(seq)
-  local to = redis.call('HGET', key, F.state)
+  local to = new and new.state or redis.call('HGET', key, F.state)
   if to and from ~= to then
     if from ~= '' then
       redis.call('HINCRBY', prefix .. 'states', from, -1)
@@ -223,17 +224,16 @@ local function track(seq, kind, from, agent, time)
   local stats = prefix .. 'stats:' .. day
   if kind == 'submitted' then
     redis.call('HINCRBY', stats, 'submitted:' .. hour, 1)
-    local fields = redis.call('HMGET', key, F.number, F.applicant_phone)
     -- The numbers of a day whose daily parts differ only in their last
     -- two digits share a hash (`CountyKeys::number`).
-    local number_day, daily = string.match(fields[1] or '', '^(%d%d%d%d%d%d%d%d)%-(%d+)$')
+    local number_day, daily = string.match(new.number, '^(%d%d%d%d%d%d%d%d)%-(%d+)$')
     if number_day then
       daily = tonumber(daily)
       redis.call('HSET', prefix .. 'numbers:' .. number_day .. ':' .. math.floor(daily / 100),
         tostring(daily % 100), seq)
     end
-    if fields[2] then
-      index(prefix .. 'phone:' .. fields[2], seq)
+    if new.phone then
+      index(prefix .. 'phone:' .. new.phone, seq)
     end
   elseif kind == 'claimed' then
     local fields = redis.call('HMGET', key, F.create_time, F.widen_time, F.grid)

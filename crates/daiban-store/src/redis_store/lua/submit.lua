@@ -54,19 +54,30 @@ if requests_key then
   redis.call('HSET', requests_key, request_id, seq)
 end
 local fields = {F.number, number, F.claim_code, claim_code}
-for i = 8, #ARGV do
-  fields[#fields + 1] = ARGV[i]
+local known = {number = number}
+for i = 8, #ARGV - 1, 2 do
+  local name, value = ARGV[i], ARGV[i + 1]
+  fields[#fields + 1] = name
+  fields[#fields + 1] = value
+  if name == F.state then
+    known.state = value
+  elseif name == F.applicant_phone then
+    known.phone = value
+  end
+end
+if grid_phase_until ~= '' then
+  -- `widen_due` puts the order on the escalation schedule when it widens.
+  fields[#fields + 1] = ESCALATE_AT
+  fields[#fields + 1] = escalate_at
 end
 redis.call('HSET', key, unpack(fields))
 if grid_phase_until ~= '' then
-  -- `widen_due` puts the order on the escalation schedule when it widens.
-  redis.call('HSET', key, ESCALATE_AT, escalate_at)
   start_grid_phase(grid, seq, grid_phase_until)
 else
   redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
   redis.call('ZADD', prefix .. 'open:county', seq, seq)
 end
-track(seq, 'submitted', '', '', create_time)
+track(seq, 'submitted', '', '', create_time, known)
 record(seq, 'submitted', '', create_time)
 announce('submitted', seq, create_time)
 return {'created', seq, daily, number, claim_code}
