@@ -253,3 +253,41 @@ async fn sms_queued_with_offer_names_still_work() {
     let next = store.next_sms_due(&county()).await.expect("next_sms_due");
     assert_eq!(next, None, "next SMS due");
 }
+
+#[tokio::test]
+async fn an_offer_to_thousands_of_agents_skips_every_one_queued_under_the_name() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .expect("connect to the test server");
+    let hash = format!("{PREFIX}sms:42");
+    // The script looks the named fields up a thousand at a time, so these
+    // fall in the first and the third look-up.
+    let named = ["widened.A0007", "widened.A2400"];
+    for field in named {
+        let record = format!("queued|0|{}||||", at(0).timestamp_millis());
+        let () = query(
+            &server,
+            redis::cmd("HSET").arg(&hash).arg(field).arg(record),
+        )
+        .await;
+    }
+
+    let recipients: Vec<_> = (1..=2500)
+        .map(|n| sms(&format!("widened.A{n:04}")).recipient)
+        .collect();
+    let queued = store
+        .queue_sms(None, &order(), "widened", &recipients, at(1))
+        .await
+        .expect("queue_sms");
+    assert_eq!(queued, 2498, "SMS queued");
+
+    for field in ["W.A0007", "W.A2400"] {
+        let exists: bool = query(&server, redis::cmd("HEXISTS").arg(&hash).arg(field)).await;
+        assert!(!exists, "{field} queued although its named field exists");
+    }
+    let fields: usize = query(&server, redis::cmd("HLEN").arg(&hash)).await;
+    assert_eq!(fields, 2500, "fields of the hash");
+    let due: usize = query(&server, redis::cmd("ZCARD").arg(format!("{PREFIX}smsdue"))).await;
+    assert_eq!(due, 2498, "SMS due");
+}

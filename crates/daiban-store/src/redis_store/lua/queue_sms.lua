@@ -12,11 +12,41 @@
 local now, retention, seq, announcement = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local due = prefix .. 'smsdue'
+
+-- Fields looked up by one HMGET, few enough for Lua's stack.
+local LOOKUP_CHUNK = 1000
+
+-- Returns the set of named fields that exist in the hash. A new hash has
+-- none, since every SMS is now queued under its offer's code.
+local function existing_named_fields()
+  local found = {}
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return found
+  end
+  for first = 6, #ARGV, 2 * LOOKUP_CHUNK do
+    local names = {}
+    for i = first, math.min(first + 2 * LOOKUP_CHUNK, #ARGV) - 1, 2 do
+      if ARGV[i + 1] ~= ARGV[i] then
+        names[#names + 1] = ARGV[i + 1]
+      end
+    end
+    if #names > 0 then
+      for j, value in ipairs(redis.call('HMGET', KEYS[1], unpack(names))) do
+        if value then
+          found[names[j]] = true
+        end
+      end
+    end
+  end
+  return found
+end
+
+local named_exists = existing_named_fields()
 local queued = 0
 for i = 6, #ARGV, 2 do
   local field, named = ARGV[i], ARGV[i + 1]
-  local exists = named ~= field and redis.call('HEXISTS', KEYS[1], named) == 1
-  if not exists and redis.call('HSETNX', KEYS[1], field, 'queued|0|' .. now .. '||||') == 1 then
+  if not named_exists[named]
+    and redis.call('HSETNX', KEYS[1], field, 'queued|0|' .. now .. '||||') == 1 then
     redis.call('ZADD', due, now, seq .. '.' .. field)
     queued = queued + 1
   end
