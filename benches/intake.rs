@@ -25,8 +25,8 @@ use support::phase::{measure, print_comparison, print_phases};
 use support::probe::Probe;
 use support::stats::rate;
 
-/// Requests in flight at once, in either phase, unless
-/// `DAIBAN_BENCH_IN_FLIGHT` says otherwise.
+/// Requests in flight at once, in either phase, when
+/// `DAIBAN_BENCH_IN_FLIGHT` is not set.
 const DEFAULT_IN_FLIGHT: usize = 32;
 
 const IN_FLIGHT_VARIABLE: &str = "DAIBAN_BENCH_IN_FLIGHT";

@@ -255,7 +255,7 @@ async fn sms_queued_with_offer_names_still_work() {
 }
 
 #[tokio::test]
-async fn an_offer_to_thousands_of_agents_skips_every_one_queued_under_the_name() {
+async fn thousands_of_recipients_skip_named_fields() {
     let server = RedisServer::start();
     let store = RedisStore::connect(&server.url())
         .await

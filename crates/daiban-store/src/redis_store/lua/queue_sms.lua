@@ -17,7 +17,7 @@ local due = prefix .. 'smsdue'
 local LOOKUP_CHUNK = 1000
 
 -- Returns the set of named fields that exist in the hash. A new hash has
--- none, since every SMS is now queued under its offer's code.
+-- none: only builds before the offer codes wrote them.
 local function existing_named_fields()
   local found = {}
   if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -54,15 +54,15 @@ if requests_key then
   redis.call('HSET', requests_key, request_id, seq)
 end
 local fields = {F.number, number, F.claim_code, claim_code}
-local known = {number = number}
+local created = {number = number}
 for i = 8, #ARGV - 1, 2 do
   local name, value = ARGV[i], ARGV[i + 1]
   fields[#fields + 1] = name
   fields[#fields + 1] = value
   if name == F.state then
-    known.state = value
+    created.state = value
   elseif name == F.applicant_phone then
-    known.phone = value
+    created.phone = value
   end
 end
 if grid_phase_until ~= '' then
@@ -77,7 +77,7 @@ else
   redis.call('ZADD', prefix .. 'escalate', escalate_at, seq)
   redis.call('ZADD', prefix .. 'open:county', seq, seq)
 end
-track(seq, 'submitted', '', '', create_time, known)
+track(seq, 'submitted', '', '', create_time, created)
 record(seq, 'submitted', '', create_time)
 announce('submitted', seq, create_time)
 return {'created', seq, daily, number, claim_code}
