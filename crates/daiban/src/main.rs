@@ -17,8 +17,9 @@ use daiban_server::{DirectorySource, Service, Settings, load_directory};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: the service allocates for
-/// every call and message, and under load glibc's malloc spent a quarter
-/// of its CPU time, much of it waiting on locks shared by the threads.
+/// every call and message, and under intake load glibc's malloc took
+/// about a quarter of the service's CPU time, much of it in waking
+/// threads that waited on its locks.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
