@@ -25,7 +25,7 @@ DAIBAN = os.environ.get("DAIBAN_BIN", os.path.join(ROOT, "target", "release", "d
 def compile_protos(out_dir):
     proto_dir = os.path.join(ROOT, "proto")
     files = [os.path.join("daiban", "v1", name) for name in
-             ("work_order.proto", "agent.proto", "points.proto", "directory.proto")]
+             ("work_order.proto", "agent.proto", "points.proto", "directory.proto", "sms.proto")]
     include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     status = protoc.main(["grpc_tools.protoc", f"-I{proto_dir}", f"-I{include}",
                           f"--python_out={out_dir}", f"--grpc_python_out={out_dir}", *files])

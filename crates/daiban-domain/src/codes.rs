@@ -114,7 +114,7 @@ impl PhoneNumber {
             Ok(Self(national.to_owned()))
         } else {
             Err(CodeError(format!(
-                "expected an 11-digit mainland mobile number such as 13812341234, got {:?}",
+                "expected an 11-digit mainland mobile number such as 13812341234, got {}",
                 mask_text(text)
             )))
         }
@@ -161,12 +161,12 @@ pub fn mask_digit_runs(text: &str) -> String {
 }
 
 /// Keeps an invalid phone-like input out of error messages and logs: only
-/// its length and first three characters are shown.
+/// its first three characters, quoted, and its length are shown.
 fn mask_text(text: &str) -> String {
     let head: String = text.chars().take(3).collect();
     let count = text.chars().count();
     let cut = if count > 3 { "…" } else { "" };
-    format!("{head}{cut} ({count} characters)")
+    format!("{:?} ({count} characters)", format!("{head}{cut}"))
 }
 
 impl fmt::Debug for PhoneNumber {
@@ -319,6 +319,13 @@ mod tests {
     fn phone_error_hides_input() {
         let err = PhoneNumber::parse("1381234567890").unwrap_err();
         assert!(!err.0.contains("1381234567890"), "{err}");
+        assert!(err.0.ends_with(r#"got "138…" (13 characters)"#), "{err}");
+    }
+
+    #[test]
+    fn phone_error_quotes_short_input() {
+        let err = PhoneNumber::parse("123").unwrap_err();
+        assert!(err.0.ends_with(r#"got "123" (3 characters)"#), "{err}");
     }
 
     #[test]
