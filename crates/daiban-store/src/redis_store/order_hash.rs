@@ -117,15 +117,21 @@ pub(super) fn encode(order: &WorkOrder) -> Vec<(&'static str, String)> {
 /// Parses the hash of order `id` from its field, value pairs, with short
 /// or long field names.
 pub(super) fn decode(id: &OrderId, pairs: Vec<(String, String)>) -> Result<WorkOrder, StoreError> {
-    let map = pairs
-        .into_iter()
-        .map(
-            |(name, value)| match FIELDS.iter().find(|(_, long)| *long == name) {
-                Some((short, _)) => ((*short).to_owned(), value),
-                None => (name, value),
-            },
-        )
-        .collect();
+    let mut map: HashMap<String, String> = pairs.into_iter().collect();
+    // An order with long names always has `state`, as `upgrade` in
+    // `lua/common.lua` also assumes, so orders with short names skip the
+    // renaming.
+    if map.contains_key("state") {
+        map = map
+            .into_iter()
+            .map(
+                |(name, value)| match FIELDS.iter().find(|(_, long)| *long == name) {
+                    Some((short, _)) => ((*short).to_owned(), value),
+                    None => (name, value),
+                },
+            )
+            .collect();
+    }
     let fields = Fields { order: id, map };
 
     let phone = fields.required("ap")?;
