@@ -36,6 +36,7 @@ use daiban_domain::{AgentId, CountyCode, GridCode, OrderId, OrderState, PhoneNum
 use redis::{Script, Value};
 
 use super::keys::CountyKeys;
+use super::order_hash;
 use super::reply::{items, orders_of, pairs, text, unexpected};
 use super::{RedisStore, command_failed};
 use crate::overview::{CLAIM_WAIT_BOUNDS, DayStats, Overview, STATES, number_of_day};
@@ -313,8 +314,7 @@ impl Overview for RedisStore {
         let created = fields
             .iter()
             .find(|(name, _)| name == "ct" || name == "create_time")
-            .and_then(|(_, value)| value.parse::<i64>().ok())
-            .and_then(DateTime::from_timestamp_millis)
+            .and_then(|(_, value)| order_hash::parse_millis(value))
             .ok_or_else(|| unexpected(&hash_key, "an order with a create time"))?;
         let mut numbered: Vec<(u32, String)> = fields
             .into_iter()
