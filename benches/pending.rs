@@ -312,10 +312,9 @@ async fn run_level(setup: &Setup, loaded: usize, pending: usize) -> Level {
     println!();
     let probe = &setup.probe;
 
-    // Notifications and SMS that earlier phases owe (every county-wide
-    // order owes an SMS to each active agent) are sent first, so the growth
-    // below counts what the new orders leave behind, and neither the SMS of
-    // other orders nor a queue drained meanwhile.
+    // Notifications and SMS that earlier phases owe are sent first, because
+    // every county-wide order owes an SMS to each active agent. The growth
+    // below then counts only what the new orders leave behind.
     let earlier = probe.drain_outbox(DRAIN_LIMIT).await;
     let drained = probe.drain_sms(DRAIN_LIMIT).await;
     println!(

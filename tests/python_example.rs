@@ -2,8 +2,9 @@
 //! grpcio against a `daiban serve` process with its own Redis: it submits
 //! an order, claims it as agent A0001, completes and rates it.
 //!
-//! The interpreter is `DAIBAN_TEST_PYTHON`, or `python3`; `scripts/test`
-//! sets it to a virtual environment that holds grpcio and grpcio-tools.
+//! The interpreter is `DAIBAN_TEST_PYTHON`, or else `python3`.
+//! `scripts/test` sets it to a virtual environment that contains grpcio
+//! and grpcio-tools.
 
 use std::process::Command;
 

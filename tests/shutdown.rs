@@ -15,7 +15,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// Most calls of the burst, sent 0.5 ms apart, before one is refused.
+/// Max calls of the burst, sent 0.5 ms apart, before one is rejected.
 const MAX_BURST: usize = 20_000;
 
 /// `daiban serve`'s maximum wait for calls in flight after SIGTERM.
@@ -30,10 +30,10 @@ async fn sigterm_during_burst_keeps_accepted_calls() {
     let client = WorkOrderServiceClient::new(connect(first.addr).await);
 
     // Calls go out every 0.5 ms from 100 ms before SIGTERM until one is
-    // refused, so some land on each side however loaded the machine is.
+    // rejected, so some land on each side however loaded the machine is.
     let mut calls = tokio::task::JoinSet::new();
     let mut accepted = Vec::new();
-    let mut refused = 0;
+    let mut rejected = 0;
     let started = Instant::now();
     let mut sigterm_sent = false;
     for i in 0..MAX_BURST {
@@ -50,10 +50,10 @@ async fn sigterm_during_burst_keeps_accepted_calls() {
         while let Some(joined) = calls.try_join_next() {
             match joined.expect("call task ends") {
                 Ok(order) => accepted.push(order.into_inner()),
-                Err(_) => refused += 1,
+                Err(_) => rejected += 1,
             }
         }
-        if refused > 0 {
+        if rejected > 0 {
             break;
         }
     }
@@ -61,7 +61,7 @@ async fn sigterm_during_burst_keeps_accepted_calls() {
     while let Some(joined) = calls.join_next().await {
         match joined.expect("call task ends") {
             Ok(order) => accepted.push(order.into_inner()),
-            Err(_) => refused += 1,
+            Err(_) => rejected += 1,
         }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -83,7 +83,7 @@ async fn sigterm_during_burst_keeps_accepted_calls() {
         !accepted.is_empty(),
         "some calls were answered before the shutdown"
     );
-    assert!(refused > 0, "some calls came after the shutdown began");
+    assert!(rejected > 0, "some calls came after the shutdown began");
 
     // Every accepted order is in Redis, as a second process reads it.
     let second = ServiceProcess::start(&env);

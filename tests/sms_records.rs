@@ -92,18 +92,18 @@ async fn sms_queued_with_offer_names_still_work() {
         .expect("queue_sms");
     assert_eq!(queued, 1, "SMS queued");
 
-    let taken = store
+    let leased = store
         .take_sms(&county(), at(2), Duration::from_secs(60), 10)
         .await
         .expect("take_sms");
-    let mut ids: Vec<String> = taken.iter().map(|sms| sms.id.to_string()).collect();
+    let mut ids: Vec<String> = leased.iter().map(|sms| sms.id.to_string()).collect();
     ids.sort();
     let mut expected = [&widened, &released, &escalated, &coded].map(ToString::to_string);
     expected.sort();
-    assert_eq!(ids, expected, "SMS taken");
+    assert_eq!(ids, expected, "SMS leased");
     assert!(
-        taken.iter().all(|sms| sms.state == SmsState::Sending),
-        "taken SMS are sending: {taken:?}"
+        leased.iter().all(|sms| sms.state == SmsState::Sending),
+        "leased SMS are sending: {leased:?}"
     );
 
     let finishes = [
@@ -168,7 +168,7 @@ async fn sms_queued_with_offer_names_still_work() {
     assert_eq!(
         retaken,
         [(released.clone(), 2)],
-        "SMS taken after the retry"
+        "SMS leased after the retry"
     );
     let failed = SendResult::Failed {
         error: "rejected".to_owned(),

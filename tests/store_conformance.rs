@@ -250,7 +250,8 @@ async fn redis_upgrades_orders_with_long_field_names() {
     let stored = store.order(&id).await.expect("read the old order");
     assert_eq!(stored.number, "20261123-0001");
     assert_eq!(stored.applicant.phone.as_str(), "13812341234");
-    assert!(!stored.widened && stored.address.is_empty());
+    assert!(!stored.widened, "widened: {stored:?}");
+    assert!(stored.address.is_empty(), "address: {stored:?}");
     let changes = store.order_changes(&id).await.expect("old changes");
     assert_eq!(changes.len(), 1, "{changes:?}");
     let county = id.county().clone();

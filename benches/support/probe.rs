@@ -103,7 +103,7 @@ impl Probe {
         self.queue_len("outbox").await
     }
 
-    /// Returns the members of the county's sorted set `name`.
+    /// Counts the members of the county's sorted set `name`.
     async fn queue_len(&self, name: &str) -> u64 {
         let key = format!("{}{name}", self.prefix);
         self.query(redis::cmd("ZCARD").arg(key)).await

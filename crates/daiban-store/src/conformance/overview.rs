@@ -252,8 +252,8 @@ pub async fn console_secret_is_kept(store: &dyn Store) {
     assert_eq!(second, "first-secret", "later candidates are ignored");
 }
 
-/// An applicant with more orders than `INDEXED_ORDERS`: the newest are
-/// found, newest first.
+/// Checks that a search for an applicant with more orders than
+/// `INDEXED_ORDERS` finds the newest, newest first.
 pub async fn phone_search_finds_the_newest(store: &dyn Store) {
     let f = Fixture::new();
     let phone = PhoneNumber::parse("13900001111").expect("valid phone");

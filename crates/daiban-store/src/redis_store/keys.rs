@@ -50,7 +50,7 @@ impl CountyKeys {
 
     /// Returns the hash and the field that map order `number` to its
     /// sequence number, or `None` when `number` is not `yyyymmdd-NNNN`.
-    /// Each hash holds the numbers of one day whose NNNN differ only in
+    /// Each hash contains the numbers of one day whose NNNN differ only in
     /// their last two digits, at most 100, so Redis keeps it compact.
     pub(super) fn number(&self, number: &str) -> Option<(String, String)> {
         let (day, daily) = number.split_once('-')?;

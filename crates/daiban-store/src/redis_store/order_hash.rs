@@ -4,7 +4,7 @@
 //! Every order stores its field names again, so they are one to three
 //! letters: [`FIELDS`] gives each its long name. Text fields are stored as
 //! given and times as integer milliseconds since the epoch. A field whose
-//! value is `None`, an empty text or `false` is absent from the hash; an
+//! value is `None`, an empty text or `false` is absent from the hash. An
 //! absent required field, or a value that does not parse, makes the order
 //! `StoreError::Corrupt`.
 //!

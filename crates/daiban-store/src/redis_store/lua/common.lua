@@ -20,10 +20,10 @@ local prefix = ARGV[1]
 local EVENTS_MAXLEN = '100000'
 
 -- Short names of the fields of an order's hash, by long name. Every order
--- stores its field names again, so they are short; `order_hash.rs` keeps
--- the same table. `h1`, `h2`, ... are the order's changes after its
--- submission, whose time is the create time, and `hn` their number; `ea`
--- is the escalation time of an order in its grid phase.
+-- stores its field names again, so they are short, and `order_hash.rs`
+-- keeps the same table. `h1`, `h2`, ... are the order's changes after its
+-- submission, whose time is the create time, and `hn` is their number.
+-- `ea` is the escalation time of an order in its grid phase.
 local F = {
   number = 'n', state = 's', request_text = 't', address = 'ad',
   applicant_name = 'an', applicant_phone = 'ap', channel = 'ch',

@@ -18,8 +18,8 @@ local function add(sequences)
     end
   end
 end
--- A bucket of the grid's schedule holds consecutive sequence numbers, so
--- whole buckets in their order, up to `limit` orders, hold the oldest.
+-- A bucket of the grid's schedule contains consecutive sequence numbers,
+-- so the first buckets in order, until `limit` orders, contain the oldest.
 local buckets = redis.call('ZRANGE', KEYS[1], 0, -1)
 table.sort(buckets, function(a, b) return tonumber(a) < tonumber(b) end)
 local in_grid = 0

@@ -2,10 +2,10 @@
 --
 -- KEYS[1]: the county's `smsdue` set.
 -- ARGV[2]: `sms` when ARGV[3] is a queue member with the offer's code,
--- `provider` when it is the provider's message id; ARGV[4]: '1' when
--- delivered, '0' when not; ARGV[5]: the error; ARGV[6]: now; ARGV[7]: the
--- failures kept per county; ARGV[8]: for `sms`, the SMS's field with the
--- offer's name.
+-- or `provider` when it is the provider's message id.
+-- ARGV[4]: '1' when delivered, '0' when not. ARGV[5]: the error.
+-- ARGV[6]: now. ARGV[7]: the failures kept per county.
+-- ARGV[8]: for `sms`, the SMS's field with the offer's name.
 --
 -- Returns {'recorded', member}, {'duplicate', member} or {'unmatched'},
 -- with the member in the form the SMS was queued with.

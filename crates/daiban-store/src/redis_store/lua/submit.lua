@@ -3,8 +3,8 @@
 -- request id. A retry therefore takes no numbers.
 --
 -- KEYS[1]: the county's sequence counter. KEYS[2]: the counter of the
--- create time's UTC+8 day. KEYS[3]: the hash of request ids that holds the
--- request id, and KEYS[4]: the key of the request id as stored before
+-- create time's UTC+8 day. KEYS[3]: the hash of request ids that contains
+-- the request id, and KEYS[4]: the key of the request id as stored before
 -- request ids moved into hashes; both absent without a request id.
 -- ARGV[2]: the UTC+8 day of the create time, as yyyymmdd. ARGV[3]: end of
 -- the grid phase, or '' for an order offered county-wide at once. ARGV[4]:
